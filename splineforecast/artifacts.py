@@ -1,0 +1,115 @@
+"""Where a run's files live on disk, and atomic writes (temp file in the same folder, then rename)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from splineforecast.errors import ContractError, ErrorCode
+
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def check_run_id(run_id: str) -> str:
+    """Return ``run_id`` if it is a safe name (SPEC §3), else raise CONFIG_ERROR."""
+    if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id) or ".." in run_id:
+        raise ContractError(
+            ErrorCode.CONFIG_ERROR,
+            f"run_id {run_id!r} is not a safe name: use 1-128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit, without '..'",
+        )
+    return run_id
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """The local files of one run, under the artifact root (the runbook's layout)."""
+
+    root: Path
+    run_id: str
+
+    @property
+    def processed_dir(self) -> Path:
+        return self.root / "processed" / self.run_id
+
+    @property
+    def processed_npz(self) -> Path:
+        return self.processed_dir / "processed.npz"
+
+    @property
+    def meta_json(self) -> Path:
+        return self.processed_dir / "meta.json"
+
+    @property
+    def split_contract_json(self) -> Path:
+        return self.processed_dir / "split_contract.json"
+
+    @property
+    def preprocessor_dir(self) -> Path:
+        return self.root / "preprocessor" / self.run_id
+
+    @property
+    def preprocessor_json(self) -> Path:
+        return self.preprocessor_dir / "preprocessor.json"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.root / "checkpoints" / self.run_id
+
+    @property
+    def config_dir(self) -> Path:
+        return self.root / "config" / self.run_id
+
+    @property
+    def metrics_json(self) -> Path:
+        return self.root / "metrics" / self.run_id / "metrics.json"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.root / "reports" / self.run_id
+
+
+def _atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+
+    def write(fh: IO[bytes]) -> None:
+        fh.write(data)
+
+    _atomic(path, write)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    write_bytes(path, (json.dumps(obj, indent=2, allow_nan=True) + "\n").encode())
+
+
+def write_npz(path: Path, **arrays: np.ndarray) -> None:
+    """``np.savez`` to ``path`` atomically (through a file handle: no ``.npz`` appended)."""
+    _atomic(path, lambda fh: np.savez(fh, **arrays))  # type: ignore[arg-type]
+
+
+def read_json(path: Path) -> Any:
+    with path.open(encoding="utf-8") as fh:
+        return json.load(fh)

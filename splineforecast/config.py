@@ -1,0 +1,144 @@
+"""Structured-config schema of every config group, registered with Hydra's ConfigStore.
+
+The YAML files under ``configs/`` fill these dataclasses, so a misspelt key
+(``model.hiden_size=64``) or a wrongly typed value fails at composition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import MISSING
+
+
+@dataclass
+class SplitConfig:
+    """Sizes of train/val/test, in time order. Values below 1 are fractions of
+    the rows, values of 1 or more are row counts (rows after the three parts are unused)."""
+
+    train: float = 0.7
+    val: float = 0.15
+    test: float = 0.15
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING
+    path: str | None = None  # a CSV file; null means the bundled file below
+    bundled: str | None = None  # file name inside splineforecast/datasets
+    time_column: str = "date"
+    target: str = MISSING
+    freq: str | None = None  # pandas offset alias; null = inferred from the timestamps
+    lookback: int = 104
+    horizon: int = 13
+    stride: int = 1
+    batch_size: int = 64
+    season_length: int = 52  # for seasonal-naive and MASE
+    split: SplitConfig = field(default_factory=SplitConfig)
+    processed: str | None = None  # explicit processed.npz for stage=train
+
+
+@dataclass
+class SplineConfig:
+    kind: str = "cubic"  # cubic | pchip | akima | linear | off
+    max_gap: int = 26  # longest run of missing steps that is filled; longer gaps stay NaN
+
+
+@dataclass
+class CovariateConfig:
+    name: str = "none"
+    dynamic: list[str] = field(default_factory=list)
+    static: list[str] = field(default_factory=list)
+    spec: str | None = None
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING  # lstm | gru (registry in models/factory.py)
+    hidden_size: int = 64
+    num_layers: int = 2
+    dropout: float = 0.0
+    norm: str = "last"  # window-relative normalisation: last | mean | none
+    skip: bool = True  # linear path from the lookback to the horizon
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+
+
+@dataclass
+class TrainerConfig:
+    max_epochs: int = 40
+    accelerator: str = "cpu"
+    devices: int = 1
+    patience: int = 8  # early stopping on val/loss
+    gradient_clip_val: float = 1.0
+    limit_train_batches: float = 1.0
+    limit_val_batches: float = 1.0
+    enable_progress_bar: bool = True
+    enable_model_summary: bool = False
+    deterministic: bool = True
+
+
+@dataclass
+class TrackingConfig:
+    uri: str = "sqlite:///mlruns/mlflow.db"  # MLFLOW_TRACKING_URI wins when set
+    experiment: str = "splineforecast"
+
+
+@dataclass
+class PathsConfig:
+    artifacts: str = "artifacts"  # local artifact root; each run's files live under it
+
+
+@dataclass
+class Config:
+    data: DataConfig = MISSING
+    spline: SplineConfig = MISSING
+    covariate: CovariateConfig = MISSING
+    model: ModelConfig = MISSING
+    trainer: TrainerConfig = MISSING
+    tracking: TrackingConfig = MISSING
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    run_id: str | None = None  # generated when not given
+    seed: int = 42
+    stage: str = "all"  # all | preprocess | train
+    overwrite: bool = False
+
+
+STAGES = ("all", "preprocess", "train")
+MODEL_NAMES = ("lstm", "gru")  # the registry of models/factory.py
+NORMS = ("last", "mean", "none")
+
+
+def register_configs() -> None:
+    """Register the top-level schema and one schema per group with Hydra."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=Config)
+    cs.store(group="data", name="base_data", node=DataConfig)
+    cs.store(group="spline", name="base_spline", node=SplineConfig)
+    cs.store(group="covariate", name="base_covariate", node=CovariateConfig)
+    cs.store(group="model", name="base_model", node=ModelConfig)
+    cs.store(group="trainer", name="base_trainer", node=TrainerConfig)
+    cs.store(group="tracking", name="base_tracking", node=TrackingConfig)
+
+
+def config_dir() -> Path:
+    """The ``configs/`` folder: inside the installed package, or at the repository top."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "configs", here.parent / "configs"):
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise FileNotFoundError(f"no configs/config.yaml beside {here}")
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """Flatten a nested dict to dotted keys (``{"model.hidden_size": 64}``)."""
+    if not isinstance(node, dict):
+        return {prefix: node}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out

@@ -1,0 +1,1 @@
+"""Reading, validating, splitting, filling and scaling the table of observations."""

@@ -1,0 +1,77 @@
+"""Read the table of observations into a frame with a regular, sorted DatetimeIndex."""
+
+from __future__ import annotations
+
+import hashlib
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from splineforecast.errors import ContractError, ErrorCode
+
+
+def resolve_path(path: str | None, bundled: str | None) -> Path:
+    """The file to read: ``path`` when given, else the bundled data set ``bundled``.
+
+    Raises:
+        ContractError: FILE_NOT_FOUND when the file is missing or is a directory;
+            CONFIG_ERROR when neither is given.
+    """
+    if path:
+        p = Path(path).expanduser()
+        if not p.exists():
+            raise ContractError(
+                ErrorCode.FILE_NOT_FOUND,
+                f"data file `{path}` does not exist; set data.path to an existing CSV file",
+                "FileNotFoundError",
+            )
+        if not p.is_file():
+            raise ContractError(
+                ErrorCode.FILE_NOT_FOUND,
+                f"data.path `{path}` is a directory, not a file; point it at a CSV file",
+                "IsADirectoryError",
+            )
+        return p
+    if bundled:
+        p = Path(str(resources.files("splineforecast") / "datasets" / bundled))
+        if not p.is_file():
+            raise ContractError(
+                ErrorCode.FILE_NOT_FOUND,
+                f"bundled data set `{bundled}` is not in splineforecast/datasets",
+                "FileNotFoundError",
+            )
+        return p
+    raise ContractError(ErrorCode.CONFIG_ERROR, "no data file: set data.path=/path/to/file.csv")
+
+
+def sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_table(path: Path, time_column: str, columns: list[str]) -> pd.DataFrame:
+    """Read ``columns`` of a CSV file indexed by its parsed ``time_column``.
+
+    Returns:
+        A float64 frame with a sorted DatetimeIndex named ``time_column``; missing
+        cells are NaN. Schema checks (duplicates, dtypes, ...) are in ``schema.py``.
+    """
+    try:
+        frame = pd.read_csv(path, encoding="utf-8-sig")
+    except pd.errors.EmptyDataError as exc:
+        raise ContractError(
+            ErrorCode.DATA_SCHEMA_ERROR, f"data file `{path}` is empty", "EmptyDataError"
+        ) from exc
+    missing = [c for c in [time_column, *columns] if c not in frame.columns]
+    if missing:
+        raise ContractError(
+            ErrorCode.DATA_SCHEMA_ERROR,
+            f"column(s) {missing} not in `{path}`; available columns: {list(frame.columns)}. "
+            "Set data.time_column / data.target to existing names",
+        )
+    return frame[[time_column, *columns]]

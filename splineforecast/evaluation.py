@@ -1,0 +1,133 @@
+"""Honest scores: original units, observed target points only, baselines on the same points.
+
+Metric rules:
+* ``mape`` is robust: ``mean(|y - yhat| / max(|y|, eps))`` as a fraction (sklearn's
+  convention, not percent), where ``eps`` is 1% of the mean absolute observed target in the
+  train part. A near-zero actual therefore costs a bounded amount instead of infinity.
+* ``mase`` divides the MAE by the in-sample seasonal-naive MAE of the train part (lag =
+  ``season_length``; lag 1 when the train part is shorter than two seasons).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from splineforecast.windows import WindowDataset, window_loader
+
+METRICS = ("mae", "mse", "rmse", "mape", "r2", "mase")
+BASELINES = ("naive", "seasonal_naive")
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Train-part statistics that make metrics comparable across series."""
+
+    mase: float  # in-sample seasonal-naive MAE
+    mape_eps: float  # denominator floor of robust MAPE
+
+
+def train_scale(target: np.ndarray, observed: np.ndarray, season_length: int) -> Scale:
+    """Scale statistics from the train part of one target (original units)."""
+    lag = season_length if len(target) >= 2 * season_length else 1
+    both = observed[lag:] & observed[:-lag]
+    diffs = np.abs(target[lag:] - target[:-lag])[both]
+    mase = float(diffs.mean()) if diffs.size else float("nan")
+    mape_eps = 0.01 * float(np.abs(target[observed]).mean())
+    return Scale(mase=mase, mape_eps=mape_eps)
+
+
+def score(y_true: np.ndarray, y_pred: np.ndarray, scale: Scale) -> dict[str, float]:
+    """The six metrics of two flat arrays of already-selected points."""
+    err = y_pred - y_true
+    mae = float(np.abs(err).mean())
+    mse = float((err**2).mean())
+    ss_tot = float(((y_true - y_true.mean()) ** 2).sum())
+    return {
+        "mae": mae,
+        "mse": mse,
+        "rmse": float(np.sqrt(mse)),
+        "mape": float((np.abs(err) / np.maximum(np.abs(y_true), scale.mape_eps)).mean()),
+        "r2": 1.0 - float((err**2).sum()) / ss_tot if ss_tot > 0 else float("nan"),
+        "mase": mae / scale.mase if scale.mase > 0 else float("nan"),
+    }
+
+
+@torch.no_grad()
+def predict(net: torch.nn.Module, dataset: WindowDataset, batch_size: int = 512) -> np.ndarray:
+    """Forecasts for every window of ``dataset``: (n_windows, horizon, n_targets), scaled space."""
+    net.eval()
+    out = [net(x) for x, _, _ in window_loader(dataset, batch_size, shuffle=False)]
+    return torch.cat(out).numpy()
+
+
+def baseline_forecasts(
+    series: np.ndarray, starts: np.ndarray, lookback: int, horizon: int, season_length: int
+) -> dict[str, np.ndarray]:
+    """Naive (last input value) and seasonal-naive (same step one season back) forecasts.
+
+    Args:
+        series: (T,) the filled target, as the model sees it.
+        starts: window start rows.
+
+    Returns:
+        ``{"naive": (n, horizon), "seasonal_naive": (n, horizon)}``; NaN where no history exists.
+    """
+    origin = starts + lookback  # first forecast row of each window
+    steps = np.arange(horizon)
+    naive = np.repeat(series[origin - 1][:, None], horizon, axis=1)
+    back = season_length * (steps // season_length + 1)
+    rows = origin[:, None] + steps[None, :] - back[None, :]
+    seasonal = np.where(rows >= 0, series[np.clip(rows, 0, None)], np.nan)
+    return {"naive": naive, "seasonal_naive": seasonal}
+
+
+def truth(
+    series: np.ndarray, observed: np.ndarray, starts: np.ndarray, lookback: int, horizon: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(n, horizon) true values and their observed mask for each window."""
+    rows = (starts + lookback)[:, None] + np.arange(horizon)[None, :]
+    return series[rows], observed[rows]
+
+
+def evaluate(
+    forecast: np.ndarray,
+    series: np.ndarray,
+    observed: np.ndarray,
+    starts: np.ndarray,
+    lookback: int,
+    season_length: int,
+    scale: Scale,
+) -> dict[str, Any]:
+    """Score a model forecast and the baselines on the observed points of one target.
+
+    Args:
+        forecast: (n, horizon) model forecast in original units.
+        series: (T,) the filled target in original units; observed: (T,) bool.
+        starts: the window start rows the forecast belongs to.
+
+    Returns:
+        ``{"metrics", "baselines", "per_horizon", "n_points"}`` for metrics.json.
+    """
+    horizon = forecast.shape[1]
+    y_true, seen = truth(series, observed, starts, lookback, horizon)
+    preds = {"model": forecast, **baseline_forecasts(series, starts, lookback, horizon, season_length)}
+    # exactly the same points for everyone: observed truth where every forecast exists
+    points = seen & np.logical_and.reduce([np.isfinite(p) for p in preds.values()])
+    scores = {name: score(y_true[points], p[points], scale) for name, p in preds.items()}
+    per_horizon: dict[str, dict[str, list[float]]] = {}
+    for name, p in preds.items():
+        err = np.where(points, p - y_true, np.nan)
+        per_horizon[name] = {
+            "mae": np.nanmean(np.abs(err), axis=0).tolist(),
+            "rmse": np.sqrt(np.nanmean(err**2, axis=0)).tolist(),
+        }
+    return {
+        "metrics": scores.pop("model"),
+        "baselines": scores,
+        "per_horizon": per_horizon,
+        "n_points": int(points.sum()),
+    }

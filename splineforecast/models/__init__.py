@@ -1,0 +1,1 @@
+"""Networks (pure torch), their registry and the Lightning module."""

@@ -1,0 +1,45 @@
+"""``model.name`` -> network builder. Values come from config, wiring stays in Python."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from splineforecast.errors import ContractError, ErrorCode
+from splineforecast.models.networks import RecurrentForecaster
+from splineforecast.windows import DataSpec
+
+
+def _recurrent(cell: str) -> Callable[[dict[str, Any], DataSpec], nn.Module]:
+    def build(cfg: dict[str, Any], spec: DataSpec) -> nn.Module:
+        return RecurrentForecaster(
+            cell,
+            n_features=spec.n_features,
+            target_indices=spec.target_indices,
+            lookback=spec.lookback,
+            horizon=spec.horizon,
+            hidden_size=cfg["hidden_size"],
+            num_layers=cfg["num_layers"],
+            dropout=cfg["dropout"],
+            norm=cfg["norm"],
+            skip=cfg["skip"],
+        )
+
+    return build
+
+
+REGISTRY: dict[str, Callable[[dict[str, Any], DataSpec], nn.Module]] = {
+    "lstm": _recurrent("lstm"),
+    "gru": _recurrent("gru"),
+}
+
+
+def build_network(cfg: dict[str, Any], spec: DataSpec) -> nn.Module:
+    """Build the network named by ``cfg["name"]`` for data of shape ``spec``."""
+    if cfg["name"] not in REGISTRY:
+        raise ContractError(
+            ErrorCode.CONFIG_ERROR, f"`model.name` ({cfg['name']}) must be one of {sorted(REGISTRY)}"
+        )
+    return REGISTRY[cfg["name"]](cfg, spec)

@@ -1,0 +1,69 @@
+"""Recurrent forecasters in pure torch: an LSTM or GRU core with a direct multi-step head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class RecurrentForecaster(nn.Module):
+    """LSTM/GRU over the lookback; the last hidden state maps to all ``horizon`` steps at once.
+
+    With ``norm="last"`` (or ``"mean"``) every window is made relative to its last value (or
+    mean) before the network and the level is added back after the head, so a series that
+    trends beyond the training range looks like the ones seen in training. ``skip`` adds a
+    linear map from the (normalised) target lookback to the horizon, which carries seasonality.
+
+    Args:
+        cell: ``"lstm"`` or ``"gru"``.
+        n_features: input columns per step.
+        target_indices: columns forecast, in output order.
+        lookback, horizon: window lengths.
+        hidden_size, num_layers, dropout: the recurrent core.
+        norm: ``last``, ``mean`` or ``none``.
+        skip: add the linear lookback -> horizon path.
+    """
+
+    def __init__(
+        self,
+        cell: str,
+        n_features: int,
+        target_indices: tuple[int, ...],
+        lookback: int,
+        horizon: int,
+        hidden_size: int = 64,
+        num_layers: int = 2,
+        dropout: float = 0.0,
+        norm: str = "last",
+        skip: bool = True,
+    ) -> None:
+        super().__init__()
+        rnn_cls = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
+        self.horizon, self.n_targets, self.norm = horizon, len(target_indices), norm
+        self.target_indices: torch.Tensor
+        self.register_buffer("target_indices", torch.as_tensor(target_indices, dtype=torch.long))
+        self.rnn = rnn_cls(
+            n_features,
+            hidden_size,
+            num_layers=num_layers,
+            dropout=dropout if num_layers > 1 else 0.0,
+            batch_first=True,
+        )
+        self.head = nn.Linear(hidden_size, horizon * self.n_targets)
+        self.skip = nn.Linear(lookback, horizon) if skip else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, lookback, n_features) -> (batch, horizon, n_targets)."""
+        if self.norm == "last":
+            level = x[:, -1:, :]  # (batch, 1, n_features)
+        elif self.norm == "mean":
+            level = x.mean(dim=1, keepdim=True)
+        else:
+            level = torch.zeros_like(x[:, -1:, :])
+        z = x - level
+        out, _ = self.rnn(z)  # (batch, lookback, hidden)
+        y = self.head(out[:, -1]).view(-1, self.horizon, self.n_targets)
+        z_target = z[:, :, self.target_indices]  # (batch, lookback, n_targets)
+        if self.skip is not None:
+            y = y + self.skip(z_target.transpose(1, 2)).transpose(1, 2)
+        return y + level[:, :, self.target_indices]

@@ -1,0 +1,218 @@
+"""The recipe of a run: preprocess -> train -> evaluate, recorded as one MLflow run.
+
+Stages hand over through files: ``preprocess`` writes processed.npz, meta.json,
+split_contract.json and the preprocessor; ``train`` reads them back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from omegaconf import OmegaConf
+
+from splineforecast import __version__, artifacts
+from splineforecast.artifacts import RunPaths
+from splineforecast.config import Config, flatten
+from splineforecast.data import io, schema
+from splineforecast.data.preprocess import Preprocessor
+from splineforecast.data.processed import (
+    Processed,
+    read_processed,
+    split_contract,
+    split_from_contract,
+    write_processed,
+)
+from splineforecast.data.splits import Split, time_splits
+from splineforecast.errors import ContractError, ErrorCode
+from splineforecast.evaluation import evaluate, predict, train_scale
+from splineforecast.models.module import ForecastModule
+from splineforecast.report import PLOT_NAME, plot_forecast, write_report
+from splineforecast.tracking import Tracker, resolve_uri, tracked_run, ui_command
+from splineforecast.training import fit
+from splineforecast.windows import DataSpec, WindowDataModule
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    mlflow_run_id: str
+    tracking_uri: str
+    ui_command: str
+    ui_url: str
+    result: dict[str, Any] | None  # the metrics.json content when the run trained
+
+
+def check_window_counts(split: Split, lookback: int, horizon: int) -> None:
+    """Refuse a split whose parts cannot hold one window each (INSUFFICIENT_DATA_ERROR)."""
+    for name, (a, b) in split.parts().items():
+        first = max(0, a - lookback)
+        if b - first < lookback + horizon or b - a < horizon:
+            need = lookback + horizon if name == "train" else horizon
+            raise ContractError(
+                ErrorCode.INSUFFICIENT_DATA_ERROR,
+                f"the {name} part has {b - a} rows but needs at least {need} for one window of "
+                f"lookback {lookback} + horizon {horizon}; lower data.lookback/data.horizon, "
+                "change data.split, or supply a longer series",
+            )
+
+
+def preprocess(cfg: Config, paths: RunPaths) -> None:
+    """Read, validate, split, fill and scale; write the processed artifacts of the run."""
+    d = cfg.data
+    source = io.resolve_path(d.path, d.bundled)
+    raw = io.read_table(source, d.time_column, [d.target])
+    frame, freq = schema.validate(raw, d.time_column, d.target, d.freq)
+    split = time_splits(len(frame), d.split.train, d.split.val, d.split.test)
+    check_window_counts(split, d.lookback, d.horizon)
+
+    pre = Preprocessor([d.target], d.target, cfg.spline.kind, cfg.spline.max_gap, freq, paths.run_id)
+    out = pre.fit(frame, split).transform(frame, split)
+    stamps = frame.index[: split.n_rows].as_unit("ns").asi8
+    processed = Processed(out.values, out.observed_mask, stamps, pre.feature_names, [pre.target_index])
+    meta = {
+        "run_id": paths.run_id,
+        "source": {"path": str(source), "sha256": io.sha256(source), "rows": len(raw)},
+        "freq": freq,
+        "feature_names": pre.feature_names,
+        "target": d.target,
+        "covariates": {"dynamic": [], "static": []},
+        "spline": {"kind": cfg.spline.kind, "max_gap": cfg.spline.max_gap},
+        "scaler": {"kind": "standard", "fitted_on": "train"},
+        "n_imputed": out.n_imputed,
+        "n_unfilled": {n: int(np.isnan(out.values[:, i]).sum()) for i, n in enumerate(pre.feature_names)},
+        "versions": _versions(),
+    }
+    write_processed(paths.processed_npz, processed)
+    artifacts.write_json(paths.meta_json, meta)
+    artifacts.write_json(
+        paths.split_contract_json, split_contract(paths.run_id, split, stamps, d.lookback, d.horizon)
+    )
+    artifacts.write_json(paths.preprocessor_json, pre.to_json())
+
+
+def _versions() -> dict[str, str]:
+    return {
+        "splineforecast": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "pytorch_lightning": pl.__version__,
+    }
+
+
+def train(cfg: Config, paths: RunPaths, tracker: Tracker) -> dict[str, Any]:
+    """Train on the processed artifacts, evaluate the best checkpoint on test, write metrics and report."""
+    npz = Path(cfg.data.processed) if cfg.data.processed else paths.processed_npz
+    processed = read_processed(npz)
+    split = split_from_contract(artifacts.read_json(npz.parent / "split_contract.json"))
+    pre = Preprocessor.from_json(artifacts.read_json(paths.preprocessor_json))
+    d = cfg.data
+    spec = DataSpec(len(processed.feature_names), d.lookback, d.horizon, tuple(processed.target_indices))
+    data = WindowDataModule(processed.values, processed.observed_mask, split, spec, d.stride, d.batch_size)
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    module = ForecastModule(dataclasses.asdict(cfg.model), dataclasses.asdict(spec))
+    trained = fit(module, data, cfg.trainer, paths.checkpoints_dir, [tracker.epoch_callback()])
+    state = torch.load(trained.best_ckpt, map_location="cpu", weights_only=True)
+    module.load_state_dict(state["state_dict"])
+
+    t = spec.target_indices[0]
+    series = pre.inverse_target(processed.values[:, t].astype(np.float64))
+    observed = processed.observed_mask[:, t]
+    test = data.datasets["test"]
+    starts = test.starts.numpy()
+    forecast = pre.inverse_target(predict(module.net, test)[:, :, 0].astype(np.float64))
+    a, b = split.train
+    scale = train_scale(series[a:b], observed[a:b], d.season_length)
+    result = evaluate(forecast, series, observed, starts, d.lookback, d.season_length, scale)
+    result = {
+        "run_id": paths.run_id,
+        **result,
+        "training": {"epochs": trained.epochs, "best_val_loss": trained.best_val_loss},
+        "windows": {k: len(v) for k, v in data.datasets.items()},
+        "windows_dropped": data.n_dropped,
+    }
+    artifacts.write_json(paths.metrics_json, result)
+
+    timestamps = processed.timestamps.astype("datetime64[ns]")
+    origins = starts + d.lookback
+    plot_forecast(
+        paths.report_dir / PLOT_NAME,
+        timestamps,
+        series,
+        observed,
+        origins,
+        forecast,
+        f"{cfg.model.name.upper()} on {d.name} ({d.target}), test part",
+    )
+    summary = {
+        "data": f"{d.name} (`{d.target}`, {len(series)} rows, freq {pre.freq})",
+        "model": f"{cfg.model.name}, hidden {cfg.model.hidden_size} x {cfg.model.num_layers} layers, "
+        f"norm {cfg.model.norm}, skip {cfg.model.skip}",
+        "windows": f"lookback {d.lookback}, horizon {d.horizon}; "
+        + ", ".join(f"{k} {v}" for k, v in result["windows"].items()),
+        "spline": f"{cfg.spline.kind} (max_gap {cfg.spline.max_gap})",
+        "training": f"{trained.epochs} epochs, best val/loss {trained.best_val_loss:.4g}",
+    }
+    write_report(paths.report_dir / "report.md", paths.run_id, summary, result)
+    return result
+
+
+def _write_config(cfg: Config, overrides: list[str], paths: RunPaths) -> None:
+    resolved = OmegaConf.to_yaml(OmegaConf.structured(cfg))
+    artifacts.write_bytes(paths.config_dir / "config.yaml", resolved.encode())
+    artifacts.write_bytes(
+        paths.config_dir / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(list(overrides))).encode()
+    )
+
+
+def _log_outputs(tracker: Tracker, paths: RunPaths, result: dict[str, Any] | None) -> None:
+    tracker.log_artifacts(paths.config_dir, "config")
+    if paths.processed_dir.is_dir():  # also after stage=train, so an overwritten run stays complete
+        tracker.log_artifacts(paths.processed_dir, "processed")
+        tracker.log_artifacts(paths.preprocessor_dir, "preprocessor")
+    if result is not None:
+        tracker.log_artifacts(paths.checkpoints_dir, "checkpoints")
+        tracker.log_artifacts(paths.metrics_json)
+        tracker.log_artifacts(paths.report_dir)
+        metrics = dict(result["metrics"])
+        for name, scores in result["baselines"].items():
+            metrics.update({f"{name}/{k}": v for k, v in scores.items()})
+        tracker.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+
+
+# per-invocation settings, not properties of the experiment
+_NOT_PARAMS = {"stage", "overwrite", "data.processed", "trainer.enable_progress_bar"}
+
+
+def run(cfg: Config, overrides: list[str], tags: dict[str, str] | None = None) -> RunResult:
+    """Run ``cfg.stage`` for ``cfg.run_id`` (which must be set) as one MLflow run.
+
+    Args:
+        cfg: the composed config.
+        overrides: the command-line overrides, saved with the config.
+        tags: extra MLflow tags (e.g. the sweep a job belongs to).
+    """
+    assert cfg.run_id is not None
+    paths = RunPaths(Path(cfg.paths.artifacts), artifacts.check_run_id(cfg.run_id))
+    uri = resolve_uri(cfg.tracking.uri)
+    tracker = Tracker(uri, cfg.tracking.experiment, paths.run_id, tags)
+    params = flatten(dataclasses.asdict(cfg))
+    tracker.claim(cfg.stage, cfg.overwrite, {k: str(v) for k, v in params.items() if k not in _NOT_PARAMS})
+    result = None
+    with tracked_run(tracker):
+        _write_config(cfg, overrides, paths)
+        if cfg.stage in ("all", "preprocess"):
+            preprocess(cfg, paths)
+        if cfg.stage in ("all", "train"):
+            result = train(cfg, paths, tracker)
+        _log_outputs(tracker, paths, result)
+        tracker.mark_done(cfg.stage)
+    return RunResult(paths.run_id, tracker.mlflow_run_id, uri, ui_command(uri), tracker.ui_url, result)

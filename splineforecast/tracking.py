@@ -1,0 +1,169 @@
+"""The only module that imports mlflow: one MLflow run per run_id, its params, metrics and files."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, Run, RunStatus
+
+from splineforecast.errors import ContractError, ErrorCode
+
+RUN_ID_TAG = "splineforecast.run_id"
+STAGES_TAG = "splineforecast.stages_done"
+STAGE_PARTS = {"all": {"preprocess", "train"}, "preprocess": {"preprocess"}, "train": {"train"}}
+SWEEP_TAG = "splineforecast.sweep"
+_PARAM_LIMIT = 6000  # MLflow's longest param value
+
+
+def resolve_uri(configured: str) -> str:
+    """The tracking URI: ``MLFLOW_TRACKING_URI`` when set, else the configured one.
+
+    For a local sqlite store the folder of the database file is created.
+    """
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or configured
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return uri
+
+
+def ui_command(uri: str) -> str:
+    """The shell command that opens the MLflow UI on this store."""
+    if uri.startswith("http"):
+        return f"open {uri}"
+    return f"mlflow ui --backend-store-uri {uri}"
+
+
+class Tracker:
+    """One MLflow run per run_id: found by its ``splineforecast.run_id`` tag, or created.
+
+    Args:
+        uri: tracking URI.
+        experiment: experiment name (created when missing).
+        run_id: our run_id; the MLflow run name and the ``splineforecast.run_id`` tag.
+        tags: extra tags for a new run.
+    """
+
+    def __init__(self, uri: str, experiment: str, run_id: str, tags: dict[str, str] | None = None) -> None:
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        self.uri, self.run_id, self.tags = uri, run_id, tags or {}
+        self.client = MlflowClient(tracking_uri=uri)
+        found = self.client.get_experiment_by_name(experiment)
+        self.experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
+        self.mlflow_run_id = ""
+
+    def _existing(self) -> Run | None:
+        runs = self.client.search_runs(
+            [self.experiment_id], filter_string=f"tags.`{RUN_ID_TAG}` = '{self.run_id}'", max_results=1
+        )
+        return runs[0] if runs else None
+
+    def claim(self, stage: str, overwrite: bool, params: dict[str, str]) -> None:
+        """Open the run for ``stage``: create it, or reopen one whose earlier stage is done.
+
+        Raises:
+            ContractError: RUN_CONFLICT when the stage already ran for this run_id (and
+                ``overwrite`` is false), or when the config differs from the run's params.
+        """
+        wanted = STAGE_PARTS[stage]
+        run = self._existing()
+        if run is not None:
+            done = set(filter(None, run.data.tags.get(STAGES_TAG, "").split(",")))
+            if overwrite:
+                self.client.delete_run(run.info.run_id)
+                run = None
+            elif done & wanted:
+                raise ContractError(
+                    ErrorCode.RUN_CONFLICT,
+                    f"run_id `{self.run_id}` already ran {sorted(done & wanted)}; choose another run_id "
+                    "or pass overwrite=true to replace it",
+                )
+        if run is None:
+            tags = {RUN_ID_TAG: self.run_id, **self.tags}
+            self.mlflow_run_id = self.client.create_run(
+                self.experiment_id, run_name=self.run_id, tags=tags
+            ).info.run_id
+            self.log_params(params)
+            return
+        changed = sorted(k for k, v in params.items() if k in run.data.params and run.data.params[k] != v)
+        if changed:
+            diff = ", ".join(f"{k}: {run.data.params[k]!r} -> {params[k]!r}" for k in changed)
+            raise ContractError(
+                ErrorCode.RUN_CONFLICT,
+                f"run_id `{self.run_id}` was recorded with another config ({diff}); "
+                "use the same config, another run_id, or overwrite=true",
+            )
+        self.mlflow_run_id = run.info.run_id
+        self.client.update_run(self.mlflow_run_id, status="RUNNING")
+        self.log_params({k: v for k, v in params.items() if k not in run.data.params})
+
+    def mark_done(self, stage: str) -> None:
+        run = self.client.get_run(self.mlflow_run_id)
+        done = set(filter(None, run.data.tags.get(STAGES_TAG, "").split(","))) | STAGE_PARTS[stage]
+        self.client.set_tag(self.mlflow_run_id, STAGES_TAG, ",".join(sorted(done)))
+
+    @property
+    def ui_url(self) -> str:
+        base = self.uri.rstrip("/") if self.uri.startswith("http") else "http://127.0.0.1:5000"
+        return f"{base}/#/experiments/{self.experiment_id}/runs/{self.mlflow_run_id}"
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        items = [Param(k, str(v)[:_PARAM_LIMIT]) for k, v in sorted(params.items())]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(self.mlflow_run_id, params=items[i : i + 100])
+
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        for i in range(0, len(items), 500):
+            self.client.log_batch(self.mlflow_run_id, metrics=items[i : i + 500])
+
+    def log_tags(self, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(self.mlflow_run_id, key, value)
+
+    def log_artifacts(self, local: Path, artifact_path: str | None = None) -> None:
+        """Log a folder's contents (or one file) under ``artifact_path``."""
+        if local.is_dir():
+            self.client.log_artifacts(self.mlflow_run_id, str(local), artifact_path)
+        else:
+            self.client.log_artifact(self.mlflow_run_id, str(local), artifact_path)
+
+    def end(self, status: str = "FINISHED") -> None:
+        self.client.set_terminated(self.mlflow_run_id, status=status)
+
+    def epoch_callback(self) -> pl.Callback:
+        return _EpochMetrics(self)
+
+
+@contextmanager
+def tracked_run(tracker: Tracker) -> Iterator[Tracker]:
+    """End the run FINISHED on success, FAILED on an exception (re-raised)."""
+    try:
+        yield tracker
+    except BaseException:
+        tracker.end(RunStatus.to_string(RunStatus.FAILED))
+        raise
+    tracker.end("FINISHED")
+
+
+class _EpochMetrics(pl.Callback):
+    """Log ``train/loss`` and ``val/loss`` once per epoch (never per step: it costs time)."""
+
+    def __init__(self, tracker: Tracker) -> None:
+        self.tracker = tracker
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        metrics = {
+            k: float(v) for k, v in trainer.callback_metrics.items() if k in ("train/loss", "val/loss")
+        }
+        if metrics:
+            self.tracker.log_metrics(metrics, step=trainer.current_epoch)

@@ -1,0 +1,143 @@
+"""Sliding windows over one contiguous tensor, and the Lightning DataModule that serves them.
+
+A window starting at row ``s`` reads inputs ``[s, s + lookback)`` and targets
+``[s + lookback, s + lookback + horizon)``. A part's windows have all their targets inside
+the part; their lookback may reach back into the part before (test windows read the end of val).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from splineforecast.data.splits import Split
+from splineforecast.errors import ContractError, ErrorCode
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What a network needs to know about its data: sizes, never values."""
+
+    n_features: int
+    lookback: int
+    horizon: int
+    target_indices: tuple[int, ...]
+
+    @property
+    def n_targets(self) -> int:
+        return len(self.target_indices)
+
+
+def window_starts(
+    values: np.ndarray, part: tuple[int, int], lookback: int, horizon: int, stride: int
+) -> tuple[np.ndarray, int]:
+    """Start rows of the complete windows whose targets lie in ``part``.
+
+    Returns:
+        The start rows, and how many windows were dropped for touching an unfilled gap.
+    """
+    a, b = part
+    starts = np.arange(max(0, a - lookback), b - lookback - horizon + 1, stride, dtype=np.int64)
+    if starts.size == 0:
+        return starts, 0
+    bad_row = np.isnan(values).any(axis=1).astype(np.int64)
+    # windows touching an unfilled gap: a prefix sum counts bad rows in [s, s + L + H)
+    csum = np.concatenate(([0], np.cumsum(bad_row)))
+    bad = csum[starts + lookback + horizon] - csum[starts] > 0
+    return starts[~bad], int(bad.sum())
+
+
+class WindowDataset(Dataset):
+    """Windows as views of one tensor; ``__getitems__`` builds a whole batch by indexing.
+
+    Items are ``(x, y, y_mask)``: ``x`` (lookback, F), ``y`` and ``y_mask`` (horizon, n_targets).
+    """
+
+    def __init__(
+        self,
+        values: np.ndarray,
+        observed_mask: np.ndarray,
+        starts: np.ndarray,
+        spec: DataSpec,
+    ) -> None:
+        span = spec.lookback + spec.horizon
+        self.spec = spec
+        self.starts = torch.as_tensor(starts, dtype=torch.long)
+        targets = torch.as_tensor(spec.target_indices, dtype=torch.long)
+        values_t = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))
+        mask_t = torch.from_numpy(np.ascontiguousarray(observed_mask[:, spec.target_indices]))
+        # (n_windows, F, span) views: no copy until a batch is indexed
+        self._windows = values_t.unfold(0, span, 1)
+        self._targets = targets
+        self._masks = mask_t.unfold(0, span, 1)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        L = self.spec.lookback
+        s = self.starts[torch.as_tensor(indices, dtype=torch.long)]
+        w = self._windows[s]  # (batch, F, lookback + horizon)
+        x = w[:, :, :L].transpose(1, 2)  # (batch, lookback, F)
+        y = w[:, self._targets, L:].transpose(1, 2)  # (batch, horizon, n_targets)
+        m = self._masks[s][:, :, L:].transpose(1, 2)  # (batch, horizon, n_targets)
+        return x.contiguous(), y.contiguous(), m.contiguous()
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x, y, m = self.__getitems__([index])
+        return x[0], y[0], m[0]
+
+
+def _as_batch(batch: Any) -> Any:
+    """The dataset already returns whole batches: nothing to collate."""
+    return batch
+
+
+def window_loader(dataset: WindowDataset, batch_size: int, shuffle: bool) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=_as_batch)
+
+
+class WindowDataModule(pl.LightningDataModule):
+    """Train/val/test WindowDatasets over the processed values of one run."""
+
+    def __init__(
+        self,
+        values: np.ndarray,
+        observed_mask: np.ndarray,
+        split: Split,
+        spec: DataSpec,
+        stride: int,
+        batch_size: int,
+    ) -> None:
+        super().__init__()
+        self.spec, self.batch_size = spec, batch_size
+        self.datasets: dict[str, WindowDataset] = {}
+        self.n_dropped: dict[str, int] = {}
+        for name, part in split.parts().items():
+            # train uses the configured stride; val and test score every window
+            step = stride if name == "train" else 1
+            starts, dropped = window_starts(values, part, spec.lookback, spec.horizon, step)
+            if starts.size == 0:
+                raise ContractError(
+                    ErrorCode.INSUFFICIENT_DATA_ERROR,
+                    f"the {name} part (rows {part[0]}..{part[1] - 1}, {part[1] - part[0]} rows) holds no "
+                    f"complete window of lookback {spec.lookback} + horizon {spec.horizon}"
+                    + (f" ({dropped} dropped for unfilled gaps)" if dropped else "")
+                    + "; lower data.lookback/data.horizon or give that part more rows",
+                )
+            self.datasets[name] = WindowDataset(values, observed_mask, starts, spec)
+            self.n_dropped[name] = dropped
+
+    def train_dataloader(self) -> DataLoader:
+        return window_loader(self.datasets["train"], self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return window_loader(self.datasets["val"], self.batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return window_loader(self.datasets["test"], self.batch_size, shuffle=False)
