@@ -86,6 +86,9 @@ class Tracker:
                     f"run_id `{self.run_id}` already ran {sorted(done & wanted)}; choose another run_id "
                     "or pass overwrite=true to replace it",
                 )
+        if run is None and os.environ.get("MLFLOW_RUN_ID"):  # started by `mlflow run`: adopt its run
+            self._adopt(os.environ["MLFLOW_RUN_ID"], params)
+            return
         if run is None:
             tags = {RUN_ID_TAG: self.run_id, **self.tags}
             self.mlflow_run_id = self.client.create_run(
@@ -103,6 +106,12 @@ class Tracker:
             )
         self.mlflow_run_id = run.info.run_id
         self.client.update_run(self.mlflow_run_id, status="RUNNING")
+        self.log_params({k: v for k, v in params.items() if k not in run.data.params})
+
+    def _adopt(self, mlflow_run_id: str, params: dict[str, str]) -> None:
+        run = self.client.get_run(mlflow_run_id)
+        self.mlflow_run_id, self.experiment_id = mlflow_run_id, run.info.experiment_id
+        self.log_tags({RUN_ID_TAG: self.run_id, "mlflow.runName": self.run_id, **self.tags})
         self.log_params({k: v for k, v in params.items() if k not in run.data.params})
 
     def mark_done(self, stage: str) -> None:
