@@ -6,10 +6,13 @@ Contract checks run before torch, Lightning or MLflow are imported.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import secrets
 import sys
 import time
+import typing
 from typing import Any
 
 import hydra
@@ -20,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from splineforecast.config import Config, config_dir, register_configs
-from splineforecast.contracts import check_config
+from splineforecast.contracts import check, check_config
 from splineforecast.errors import ContractError, ErrorCode, to_payload
 
 SUMMARY_METRICS = ("mae", "rmse", "mape", "mase", "r2")
@@ -31,8 +34,28 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
+def _unknown_keys(node: Any, schema: Any, prefix: str = "") -> list[str]:
+    """Keys of ``node`` that the dataclass ``schema`` lacks (``+foo=1`` slips past struct mode)."""
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    hints = typing.get_type_hints(schema)
+    unknown = []
+    for key in node:
+        if key not in fields:
+            unknown.append(f"{prefix}{key}")
+        elif isinstance(node[key], DictConfig) and dataclasses.is_dataclass(hints[key]):
+            unknown += _unknown_keys(node[key], hints[key], f"{prefix}{key}.")
+    return unknown
+
+
 def _job_config(cfg: DictConfig) -> tuple[Config, list[str], dict[str, str]]:
     hc = HydraConfig.get()
+    unknown = _unknown_keys(cfg, Config)
+    if unknown:
+        raise ContractError(
+            ErrorCode.CONFIG_ERROR,
+            f"unknown config key(s) {unknown}; check the spelling against "
+            "`python -m splineforecast --cfg job`",
+        )
     try:
         config: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
     except MissingMandatoryValue as exc:
@@ -67,35 +90,79 @@ def _print_summary(result: Any) -> None:
     print("\n".join(lines), flush=True)
 
 
+# failures of jobs, kept here so Hydra neither prints them nor stops a sweep at the first one
+_failures: list[Exception] = []
+
+
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def _task(cfg: DictConfig) -> None:
-    config, overrides, tags = _job_config(cfg)
-    from splineforecast import pipeline  # torch, Lightning and MLflow load only past the checks
+    try:
+        config, overrides, tags = _job_config(cfg)
+        checked = check(config)
+        from splineforecast import pipeline  # torch, Lightning and MLflow load only past the checks
 
-    _print_summary(pipeline.run(config, overrides, tags))
+        _print_summary(pipeline.run(config, overrides, tags, checked))
+    except Exception as exc:  # noqa: BLE001 - reported by main() with its exit code
+        _report(exc)
+        _failures.append(exc)
 
 
-def _fail(code: ErrorCode, message: str, type_name: str) -> int:
+def _valid_keys(message: str) -> str:
+    """For an unknown key (``model.hiden_size``), the keys its section does have."""
+    match = re.search(r"(?:Could not override|Key) '([\w.]+)'", message)
+    if match is None:
+        return ""
+    node: Any = Config
+    for part in match.group(1).split(".")[:-1]:
+        types = {f.name: f.type for f in dataclasses.fields(node)} if dataclasses.is_dataclass(node) else {}
+        node = typing.get_type_hints(node).get(part) if part in types else None
+    if node is None or not dataclasses.is_dataclass(node):
+        return ""
+    return " Valid keys here: " + ", ".join(f.name for f in dataclasses.fields(node))
+
+
+def _classify(exc: BaseException) -> tuple[ErrorCode, str]:
+    """The SPEC code and message of any exception."""
+    if isinstance(exc, ContractError):
+        return exc.code, exc.message
+    if isinstance(exc, HydraException | OmegaConfBaseException):
+        # Hydra appends its search path to a missing option; the options list is what helps
+        message = str(exc).split("\nConfig search path:")[0].split("\nTo append to your config")[0].strip()
+        return ErrorCode.CONFIG_ERROR, message + _valid_keys(message)
+    if isinstance(exc, KeyboardInterrupt):
+        return ErrorCode.INTERRUPTED, "interrupted"
+    if isinstance(exc, OSError):
+        return ErrorCode.RUNNER_EXEC_ERROR, f"I/O error: {exc}"
+    return ErrorCode.RUNNER_EXEC_ERROR, f"{type(exc).__name__}: {exc}"
+
+
+def _report(exc: BaseException) -> int:
+    """Print the payload of ``exc`` on stderr and return its exit code."""
+    code, message = _classify(exc)
+    type_name = exc.type_name if isinstance(exc, ContractError) else type(exc).__name__
     print(to_payload(code, message, type_name), file=sys.stderr, flush=True)
     return code.exit_code
 
 
 def main() -> int:
-    """Run the Hydra app; map every failure to its SPEC exit code and JSON payload."""
+    """Run the Hydra app; map every failure to its SPEC exit code and JSON payload.
+
+    In a sweep every failed job prints its payload; the exit code is the first failure's.
+    """
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let exceptions reach us instead of Hydra's exit 1
     register_configs()
+    _failures.clear()
     try:
         _task()
-    except ContractError as exc:
-        return _fail(exc.code, exc.message, exc.type_name)
-    except (HydraException, OmegaConfBaseException) as exc:
-        return _fail(ErrorCode.CONFIG_ERROR, str(exc).strip(), type(exc).__name__)
-    except KeyboardInterrupt:
-        return _fail(ErrorCode.INTERRUPTED, "interrupted", "KeyboardInterrupt")
-    except OSError as exc:
-        return _fail(ErrorCode.RUNNER_EXEC_ERROR, f"I/O error: {exc}", type(exc).__name__)
-    except Exception as exc:  # noqa: BLE001 - the contract: every failure gets a code
-        return _fail(ErrorCode.RUNNER_EXEC_ERROR, f"{type(exc).__name__}: {exc}", type(exc).__name__)
+    except SystemExit as exc:  # argparse refusing the command line (code 2), or --help (0)
+        if exc.code in (0, None):
+            raise
+        message = "unrecognised command line; put -m/--multirun before the overrides (see --help)"
+        return _report(ContractError(ErrorCode.CONFIG_ERROR, message, "ArgumentError"))
+    except BaseException as exc:  # noqa: BLE001 - the contract: every failure gets a code
+        return _report(exc)
+    if _failures:
+        return _classify(_failures[0])[0].exit_code
     return 0
 
 

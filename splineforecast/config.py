@@ -112,17 +112,10 @@ NORMS = ("last", "mean", "none")
 
 
 def register_configs() -> None:
-    """Register the top-level schema and one schema per group with Hydra."""
+    """Register the schema with Hydra; ``config.yaml`` extends it, so every group is typed."""
     from hydra.core.config_store import ConfigStore
 
-    cs = ConfigStore.instance()
-    cs.store(name="base_config", node=Config)
-    cs.store(group="data", name="base_data", node=DataConfig)
-    cs.store(group="spline", name="base_spline", node=SplineConfig)
-    cs.store(group="covariate", name="base_covariate", node=CovariateConfig)
-    cs.store(group="model", name="base_model", node=ModelConfig)
-    cs.store(group="trainer", name="base_trainer", node=TrainerConfig)
-    cs.store(group="tracking", name="base_tracking", node=TrackingConfig)
+    ConfigStore.instance().store(name="base_config", node=Config)
 
 
 def config_dir() -> Path:

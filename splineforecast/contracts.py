@@ -1,13 +1,25 @@
-"""Startup checks of the config, in order; the first failure is raised as a ContractError.
+"""Startup checks, in order; the first failure is raised as a ContractError.
 
-Imports neither torch, Lightning nor MLflow, so a refusal is fast.
+``check_config`` (values), then ``check_raw`` (stage all/preprocess: the table) or
+``check_processed`` (stage train: the artifacts and their run_ids). Imports neither torch,
+Lightning nor MLflow, so a refusal is fast and the pipeline starts from checked inputs.
 """
 
 from __future__ import annotations
 
-from splineforecast.artifacts import check_run_id
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from splineforecast import artifacts
+from splineforecast.artifacts import RunPaths, check_run_id
 from splineforecast.config import MODEL_NAMES, NORMS, STAGES, Config
+from splineforecast.data import io, schema
+from splineforecast.data.processed import Processed, read_processed, split_from_contract
 from splineforecast.data.splines import KINDS
+from splineforecast.data.splits import Split, time_splits
 from splineforecast.errors import ContractError, ErrorCode
 
 
@@ -21,6 +33,8 @@ def check_config(cfg: Config) -> None:
         check_run_id(cfg.run_id)
     if cfg.stage not in STAGES:
         raise _config_error(f"`stage` ({cfg.stage}) must be one of {list(STAGES)}")
+    if cfg.stage == "train" and cfg.run_id is None:
+        raise _config_error("stage=train needs the run_id of a preprocessed run: add run_id=NAME")
     for key in ("lookback", "horizon", "stride", "batch_size", "season_length"):
         value = getattr(cfg.data, key)
         if value <= 0:
@@ -51,3 +65,146 @@ def _check_model(cfg: Config) -> None:
         raise _config_error(f"`model.dropout` ({model.dropout}) must be in [0, 1)")
     if model.lr <= 0:
         raise _config_error(f"`model.lr` ({model.lr}) must be > 0")
+
+
+@dataclass
+class ProcessedInputs:
+    """The checked processed artifacts a train stage consumes."""
+
+    npz: Path
+    processed: Processed
+    split: Split
+    preprocessor: dict[str, Any]
+
+
+@dataclass
+class RawInputs:
+    """The checked raw table a preprocess stage consumes."""
+
+    source: Path
+    n_rows: int
+    frame: pd.DataFrame
+    freq: str
+    split: Split
+
+
+def run_id_from_path(npz: Path) -> str | None:
+    """The run_id of a ``.../processed/{run_id}/processed.npz`` path, else None."""
+    if npz.name == "processed.npz" and npz.parent.parent.name == "processed":
+        return npz.parent.name
+    return None
+
+
+def preprocessor_path(npz: Path) -> Path:
+    """Where the preprocessor of a processed.npz lives: the local or the MLflow artifact layout."""
+    run_id = run_id_from_path(npz)
+    if run_id is not None:  # <root>/processed/{run_id}/processed.npz
+        return npz.parent.parent.parent / "preprocessor" / run_id / "preprocessor.json"
+    return npz.parent.parent / "preprocessor" / "preprocessor.json"  # <run>/processed/processed.npz
+
+
+def _read_json_artifact(path: Path, what: str) -> Any:
+    if not path.is_file():
+        raise ContractError(
+            ErrorCode.ARTIFACT_CONTRACT_ERROR,
+            f"{what} `{path}` is missing; re-run stage=preprocess for this run_id",
+        )
+    try:
+        return artifacts.read_json(path)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ContractError(
+            ErrorCode.ARTIFACT_CONTRACT_ERROR, f"{what} `{path}` is not valid JSON: {exc}"
+        ) from exc
+
+
+def check_run_ids(given: str, npz: Path, meta: dict[str, Any], preprocessor: dict[str, Any]) -> None:
+    """The four run_id sources agree (SPEC §3), else RUN_ID_MISMATCH naming each."""
+    sources = {
+        "run_id (given)": given,
+        "processed path": run_id_from_path(npz),
+        "meta.json": meta.get("run_id") if isinstance(meta, dict) else None,
+        "preprocessor": preprocessor.get("run_id") if isinstance(preprocessor, dict) else None,
+    }
+    present = {v for v in sources.values() if v is not None}
+    required = ("run_id (given)", "meta.json", "preprocessor")  # the path may be outside the layout
+    if len(present) > 1 or any(sources[k] is None for k in required):
+        listed = ", ".join(f"{k}={v!r}" for k, v in sources.items())
+        raise ContractError(
+            ErrorCode.RUN_ID_MISMATCH,
+            f"run_id sources disagree: {listed}; pass the run_id the artifacts were made with, "
+            "or re-run stage=preprocess with this run_id",
+        )
+
+
+def check_processed(cfg: Config, paths: RunPaths, npz: Path) -> ProcessedInputs:
+    """Check the processed artifacts a train stage reads: files, keys, schema, shapes, run_ids."""
+    if not npz.is_file():
+        raise ContractError(
+            ErrorCode.FILE_NOT_FOUND,
+            f"processed artifact `{npz}` does not exist; run stage=preprocess run_id={paths.run_id} first "
+            "or set data.processed=PATH",
+            "FileNotFoundError",
+        )
+    processed = read_processed(npz)
+    contract = _read_json_artifact(npz.parent / "split_contract.json", "split contract")
+    split = split_from_contract(contract, n_rows=len(processed.values))
+    meta = _read_json_artifact(npz.parent / "meta.json", "meta.json")
+    pre_path = preprocessor_path(npz)
+    if not pre_path.is_file():
+        raise ContractError(
+            ErrorCode.FILE_NOT_FOUND, f"preprocessor `{pre_path}` does not exist; re-run stage=preprocess"
+        )
+    preprocessor = _read_json_artifact(pre_path, "preprocessor")
+    check_run_ids(paths.run_id, npz, meta, preprocessor)
+    check_window_counts(split, cfg.data.lookback, cfg.data.horizon)
+    return ProcessedInputs(npz, processed, split, preprocessor)
+
+
+def check_window_counts(split: Split, lookback: int, horizon: int) -> None:
+    """Refuse a split whose parts cannot hold one window each (INSUFFICIENT_DATA_ERROR)."""
+    for name, (a, b) in split.parts().items():
+        first = max(0, a - lookback)
+        if b - first < lookback + horizon or b - a < horizon:
+            need = lookback + horizon if name == "train" else horizon
+            raise ContractError(
+                ErrorCode.INSUFFICIENT_DATA_ERROR,
+                f"the {name} part has {b - a} rows but needs at least {need} for one window of "
+                f"lookback {lookback} + horizon {horizon}; lower data.lookback/data.horizon, "
+                "change data.split, or supply a longer series",
+            )
+
+
+def check_raw(cfg: Config) -> RawInputs:
+    """Check the raw table of stage=all/preprocess: file, schema, split, window counts."""
+    d = cfg.data
+    source = io.resolve_path(d.path, d.bundled)
+    raw = io.read_table(source, d.time_column, [d.target])
+    frame, freq = schema.validate(raw, d.time_column, d.target, d.freq)
+    split = time_splits(len(frame), d.split.train, d.split.val, d.split.test)
+    check_window_counts(split, d.lookback, d.horizon)
+    return RawInputs(source, len(raw), frame, freq, split)
+
+
+@dataclass
+class Checked:
+    """What the startup checks read: the raw table, or the processed artifacts of stage=train."""
+
+    paths: RunPaths
+    raw: RawInputs | None = None
+    processed: ProcessedInputs | None = None
+
+
+def check(cfg: Config) -> Checked:
+    """Run every startup check for ``cfg`` (whose run_id is set), in order.
+
+    Raises:
+        ContractError: the first failed check, with its SPEC code.
+    """
+    check_config(cfg)
+    if cfg.run_id is None:
+        raise _config_error("run_id must be set before the checks")
+    paths = RunPaths(Path(cfg.paths.artifacts), cfg.run_id)
+    if cfg.stage == "train":
+        npz = Path(cfg.data.processed) if cfg.data.processed else paths.processed_npz
+        return Checked(paths, processed=check_processed(cfg, paths, npz))
+    return Checked(paths, raw=check_raw(cfg))

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import platform
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,17 +19,10 @@ from omegaconf import OmegaConf
 from splineforecast import __version__, artifacts
 from splineforecast.artifacts import RunPaths
 from splineforecast.config import Config, flatten
-from splineforecast.data import io, schema
+from splineforecast.contracts import Checked, ProcessedInputs, RawInputs, check, check_processed
+from splineforecast.data import io
 from splineforecast.data.preprocess import Preprocessor
-from splineforecast.data.processed import (
-    Processed,
-    read_processed,
-    split_contract,
-    split_from_contract,
-    write_processed,
-)
-from splineforecast.data.splits import Split, time_splits
-from splineforecast.errors import ContractError, ErrorCode
+from splineforecast.data.processed import Processed, split_contract, write_processed
 from splineforecast.evaluation import evaluate, predict, train_scale
 from splineforecast.models.module import ForecastModule
 from splineforecast.report import PLOT_NAME, plot_forecast, write_report
@@ -49,36 +41,16 @@ class RunResult:
     result: dict[str, Any] | None  # the metrics.json content when the run trained
 
 
-def check_window_counts(split: Split, lookback: int, horizon: int) -> None:
-    """Refuse a split whose parts cannot hold one window each (INSUFFICIENT_DATA_ERROR)."""
-    for name, (a, b) in split.parts().items():
-        first = max(0, a - lookback)
-        if b - first < lookback + horizon or b - a < horizon:
-            need = lookback + horizon if name == "train" else horizon
-            raise ContractError(
-                ErrorCode.INSUFFICIENT_DATA_ERROR,
-                f"the {name} part has {b - a} rows but needs at least {need} for one window of "
-                f"lookback {lookback} + horizon {horizon}; lower data.lookback/data.horizon, "
-                "change data.split, or supply a longer series",
-            )
-
-
-def preprocess(cfg: Config, paths: RunPaths) -> None:
-    """Read, validate, split, fill and scale; write the processed artifacts of the run."""
-    d = cfg.data
-    source = io.resolve_path(d.path, d.bundled)
-    raw = io.read_table(source, d.time_column, [d.target])
-    frame, freq = schema.validate(raw, d.time_column, d.target, d.freq)
-    split = time_splits(len(frame), d.split.train, d.split.val, d.split.test)
-    check_window_counts(split, d.lookback, d.horizon)
-
+def preprocess(cfg: Config, paths: RunPaths, raw: RawInputs) -> None:
+    """Fill and scale the checked table; write the processed artifacts of the run."""
+    d, frame, freq, split, source = cfg.data, raw.frame, raw.freq, raw.split, raw.source
     pre = Preprocessor([d.target], d.target, cfg.spline.kind, cfg.spline.max_gap, freq, paths.run_id)
     out = pre.fit(frame, split).transform(frame, split)
     stamps = frame.index[: split.n_rows].as_unit("ns").asi8
     processed = Processed(out.values, out.observed_mask, stamps, pre.feature_names, [pre.target_index])
     meta = {
         "run_id": paths.run_id,
-        "source": {"path": str(source), "sha256": io.sha256(source), "rows": len(raw)},
+        "source": {"path": str(source), "sha256": io.sha256(source), "rows": raw.n_rows},
         "freq": freq,
         "feature_names": pre.feature_names,
         "target": d.target,
@@ -107,12 +79,10 @@ def _versions() -> dict[str, str]:
     }
 
 
-def train(cfg: Config, paths: RunPaths, tracker: Tracker) -> dict[str, Any]:
-    """Train on the processed artifacts, evaluate the best checkpoint on test, write metrics and report."""
-    npz = Path(cfg.data.processed) if cfg.data.processed else paths.processed_npz
-    processed = read_processed(npz)
-    split = split_from_contract(artifacts.read_json(npz.parent / "split_contract.json"))
-    pre = Preprocessor.from_json(artifacts.read_json(paths.preprocessor_json))
+def train(cfg: Config, paths: RunPaths, tracker: Tracker, inputs: ProcessedInputs) -> dict[str, Any]:
+    """Train on checked processed artifacts; evaluate the best checkpoint on test; write metrics, report."""
+    processed, split = inputs.processed, inputs.split
+    pre = Preprocessor.from_json(inputs.preprocessor)
     d = cfg.data
     spec = DataSpec(len(processed.feature_names), d.lookback, d.horizon, tuple(processed.target_indices))
     data = WindowDataModule(processed.values, processed.observed_mask, split, spec, d.stride, d.batch_size)
@@ -192,16 +162,19 @@ def _log_outputs(tracker: Tracker, paths: RunPaths, result: dict[str, Any] | Non
 _NOT_PARAMS = {"stage", "overwrite", "data.processed", "trainer.enable_progress_bar"}
 
 
-def run(cfg: Config, overrides: list[str], tags: dict[str, str] | None = None) -> RunResult:
+def run(
+    cfg: Config, overrides: list[str], tags: dict[str, str] | None = None, checked: Checked | None = None
+) -> RunResult:
     """Run ``cfg.stage`` for ``cfg.run_id`` (which must be set) as one MLflow run.
 
     Args:
         cfg: the composed config.
         overrides: the command-line overrides, saved with the config.
         tags: extra MLflow tags (e.g. the sweep a job belongs to).
+        checked: the result of ``contracts.check(cfg)`` when the caller ran it already.
     """
-    assert cfg.run_id is not None
-    paths = RunPaths(Path(cfg.paths.artifacts), artifacts.check_run_id(cfg.run_id))
+    checked = checked or check(cfg)
+    paths = checked.paths
     uri = resolve_uri(cfg.tracking.uri)
     tracker = Tracker(uri, cfg.tracking.experiment, paths.run_id, tags)
     params = flatten(dataclasses.asdict(cfg))
@@ -209,10 +182,11 @@ def run(cfg: Config, overrides: list[str], tags: dict[str, str] | None = None) -
     result = None
     with tracked_run(tracker):
         _write_config(cfg, overrides, paths)
-        if cfg.stage in ("all", "preprocess"):
-            preprocess(cfg, paths)
+        if checked.raw is not None:
+            preprocess(cfg, paths, checked.raw)
         if cfg.stage in ("all", "train"):
-            result = train(cfg, paths, tracker)
+            inputs = checked.processed or check_processed(cfg, paths, paths.processed_npz)
+            result = train(cfg, paths, tracker, inputs)
         _log_outputs(tracker, paths, result)
         tracker.mark_done(cfg.stage)
     return RunResult(paths.run_id, tracker.mlflow_run_id, uri, ui_command(uri), tracker.ui_url, result)

@@ -68,6 +68,16 @@ def read_processed(path: Path) -> Processed:
         feature_names=[str(n) for n in arrays["feature_names"]],
         target_indices=[int(i) for i in arrays["target_indices"]],
     )
+    _check_arrays(path, p)
+    return p
+
+
+def _check_arrays(path: Path, p: Processed) -> None:
+    """Shapes agree (INPUT_SHAPE_ERROR); values are finite where observed (ARTIFACT_CONTRACT_ERROR)."""
+    if p.values.ndim != 2:
+        raise ContractError(
+            ErrorCode.INPUT_SHAPE_ERROR, f"`{path}`: values must be 2-D (T x F), got {p.values.shape}"
+        )
     t, f = p.values.shape
     if p.observed_mask.shape != (t, f) or p.timestamps.shape != (t,) or len(p.feature_names) != f:
         raise ContractError(
@@ -75,7 +85,22 @@ def read_processed(path: Path) -> Processed:
             f"`{path}`: values {p.values.shape}, observed_mask {p.observed_mask.shape}, "
             f"timestamps {p.timestamps.shape} and {len(p.feature_names)} feature_names disagree",
         )
-    return p
+    if not p.target_indices or not all(0 <= i < f for i in p.target_indices):
+        raise ContractError(
+            ErrorCode.INPUT_SHAPE_ERROR,
+            f"`{path}`: target_indices {p.target_indices} out of range for {f} features",
+        )
+    if p.values.dtype.kind != "f" or p.observed_mask.dtype != bool:
+        raise ContractError(
+            ErrorCode.ARTIFACT_CONTRACT_ERROR,
+            f"`{path}`: values must be float and observed_mask bool, "
+            f"got {p.values.dtype} and {p.observed_mask.dtype}",
+        )
+    if np.isinf(p.values).any() or np.isnan(p.values[p.observed_mask]).any():
+        raise ContractError(
+            ErrorCode.ARTIFACT_CONTRACT_ERROR,
+            f"`{path}`: values hold infinities or NaN at observed points; re-run stage=preprocess",
+        )
 
 
 def split_contract(
@@ -96,12 +121,13 @@ def split_contract(
     }
 
 
-def split_from_contract(contract: dict[str, Any]) -> Split:
+def split_from_contract(contract: dict[str, Any], n_rows: int | None = None) -> Split:
     """Read the Split back from a split contract; refuse a wrong schema or bad boundaries."""
-    if contract.get("schema_version") != SPLIT_SCHEMA:
+    version = contract.get("schema_version") if isinstance(contract, dict) else None
+    if version != SPLIT_SCHEMA:
         raise ContractError(
             ErrorCode.ARTIFACT_CONTRACT_ERROR,
-            f"split_contract.json schema_version is {contract.get('schema_version')!r}, "
+            f"split_contract.json schema_version is {version!r}, "
             f"expected {SPLIT_SCHEMA!r}; re-run stage=preprocess",
         )
     try:
@@ -110,4 +136,17 @@ def split_from_contract(contract: dict[str, Any]) -> Split:
         raise ContractError(
             ErrorCode.ARTIFACT_CONTRACT_ERROR, f"split_contract.json lacks part boundaries: {exc}"
         ) from exc
-    return Split(**bounds)
+    split = Split(**bounds)
+    if not (
+        0 == split.train[0] < split.train[1] == split.val[0] < split.val[1] == split.test[0] < split.test[1]
+    ):
+        raise ContractError(
+            ErrorCode.ARTIFACT_CONTRACT_ERROR,
+            f"split_contract.json boundaries are not contiguous and time-ordered: {split.parts()}",
+        )
+    if n_rows is not None and split.n_rows > n_rows:
+        raise ContractError(
+            ErrorCode.ARTIFACT_CONTRACT_ERROR,
+            f"split_contract.json ends at row {split.n_rows} but processed.npz has {n_rows} rows",
+        )
+    return split
