@@ -49,9 +49,10 @@ class SplineConfig:
 @dataclass
 class CovariateConfig:
     name: str = "none"
-    dynamic: list[str] = field(default_factory=list)
-    static: list[str] = field(default_factory=list)
-    spec: str | None = None
+    dynamic: list[str] = field(default_factory=list)  # past-observed, time-varying columns
+    static: list[str] = field(default_factory=list)  # columns constant over the series
+    types: dict[str, str] = field(default_factory=dict)  # name -> numeric|categorical|boolean
+    spec: str | None = None  # a covariate_spec.v1 JSON file, enforced when given
 
 
 @dataclass

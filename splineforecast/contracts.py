@@ -17,6 +17,7 @@ from splineforecast import artifacts
 from splineforecast.artifacts import RunPaths, check_run_id
 from splineforecast.config import MODEL_NAMES, NORMS, STAGES, Config
 from splineforecast.data import io, schema
+from splineforecast.data.covariates import Covariate, check_spec, check_static, declared_covariates, read_spec
 from splineforecast.data.processed import Processed, read_processed, split_from_contract
 from splineforecast.data.splines import KINDS
 from splineforecast.data.splits import Split, time_splits
@@ -46,10 +47,22 @@ def check_config(cfg: Config) -> None:
     _check_model(cfg)
     if cfg.trainer.max_epochs < 1:
         raise _config_error(f"`trainer.max_epochs` ({cfg.trainer.max_epochs}) must be >= 1")
-    if cfg.covariate.dynamic or cfg.covariate.static:
-        raise _config_error(
-            "covariates are not supported yet: leave covariate.dynamic and covariate.static empty"
-        )
+    _check_covariate_names(cfg)
+
+
+def _check_covariate_names(cfg: Config) -> None:
+    dynamic, static = cfg.covariate.dynamic, cfg.covariate.static
+    names = [*dynamic, *static]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise _config_error(f"covariate(s) {twice} declared more than once in covariate.dynamic/static")
+    if cfg.data.target in names:
+        raise _config_error(f"the target `{cfg.data.target}` cannot also be a covariate")
+    if cfg.data.time_column in names:
+        raise _config_error(f"the time column `{cfg.data.time_column}` cannot be a covariate")
+    undeclared = sorted(set(cfg.covariate.types) - set(names))
+    if undeclared:
+        raise _config_error(f"covariate.types names {undeclared}, which are not declared covariates")
 
 
 def _check_model(cfg: Config) -> None:
@@ -86,6 +99,7 @@ class RawInputs:
     frame: pd.DataFrame
     freq: str
     split: Split
+    covariates: list[Covariate]
 
 
 def run_id_from_path(npz: Path) -> str | None:
@@ -176,13 +190,19 @@ def check_window_counts(split: Split, lookback: int, horizon: int) -> None:
 
 def check_raw(cfg: Config) -> RawInputs:
     """Check the raw table of stage=all/preprocess: file, schema, split, window counts."""
-    d = cfg.data
+    d, cov = cfg.data, cfg.covariate
     source = io.resolve_path(d.path, d.bundled)
-    raw = io.read_table(source, d.time_column, [d.target])
-    frame, freq = schema.validate(raw, d.time_column, d.target, d.freq)
+    spec = read_spec(cov.spec) if cov.spec else None
+    table = io.read_csv(source)
+    spec_types = check_spec(spec, cov.dynamic, cov.static, list(table.columns)) if spec is not None else None
+    covariates = declared_covariates(cov.dynamic, cov.static, dict(cov.types), spec_types)
+    raw = io.select(table, source, d.time_column, [d.target, *cov.dynamic, *cov.static])
+    numeric = [c.name for c in covariates if c.type == "numeric"]
+    frame, freq = schema.validate(raw, d.time_column, d.target, d.freq, numeric)
+    check_static(frame, cov.static)
     split = time_splits(len(frame), d.split.train, d.split.val, d.split.test)
     check_window_counts(split, d.lookback, d.horizon)
-    return RawInputs(source, len(raw), frame, freq, split)
+    return RawInputs(source, len(raw), frame, freq, split, covariates)
 
 
 @dataclass

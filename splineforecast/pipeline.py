@@ -44,7 +44,8 @@ class RunResult:
 def preprocess(cfg: Config, paths: RunPaths, raw: RawInputs) -> None:
     """Fill and scale the checked table; write the processed artifacts of the run."""
     d, frame, freq, split, source = cfg.data, raw.frame, raw.freq, raw.split, raw.source
-    pre = Preprocessor([d.target], d.target, cfg.spline.kind, cfg.spline.max_gap, freq, paths.run_id)
+    covariates = [dataclasses.asdict(c) for c in raw.covariates]
+    pre = Preprocessor(d.target, covariates, cfg.spline.kind, cfg.spline.max_gap, freq, paths.run_id)
     out = pre.fit(frame, split).transform(frame, split)
     stamps = frame.index[: split.n_rows].as_unit("ns").asi8
     processed = Processed(out.values, out.observed_mask, stamps, pre.feature_names, [pre.target_index])
@@ -54,7 +55,12 @@ def preprocess(cfg: Config, paths: RunPaths, raw: RawInputs) -> None:
         "freq": freq,
         "feature_names": pre.feature_names,
         "target": d.target,
-        "covariates": {"dynamic": [], "static": []},
+        "covariates": {
+            "dynamic": [c["name"] for c in covariates if c["role"] == "dynamic"],
+            "static": [c["name"] for c in covariates if c["role"] == "static"],
+            "types": {c["name"]: c["type"] for c in covariates},
+            "spec": cfg.covariate.spec,
+        },
         "spline": {"kind": cfg.spline.kind, "max_gap": cfg.spline.max_gap},
         "scaler": {"kind": "standard", "fitted_on": "train"},
         "n_imputed": out.n_imputed,

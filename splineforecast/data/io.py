@@ -54,24 +54,34 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_table(path: Path, time_column: str, columns: list[str]) -> pd.DataFrame:
-    """Read ``columns`` of a CSV file indexed by its parsed ``time_column``.
-
-    Returns:
-        A float64 frame with a sorted DatetimeIndex named ``time_column``; missing
-        cells are NaN. Schema checks (duplicates, dtypes, ...) are in ``schema.py``.
-    """
+def read_csv(path: Path) -> pd.DataFrame:
+    """Read a whole CSV file as text cells (parsing is ``schema.py``'s job); BOM tolerated."""
     try:
-        frame = pd.read_csv(path, encoding="utf-8-sig")
+        return pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=True)
     except pd.errors.EmptyDataError as exc:
         raise ContractError(
-            ErrorCode.DATA_SCHEMA_ERROR, f"data file `{path}` is empty", "EmptyDataError"
+            ErrorCode.DATA_SCHEMA_ERROR,
+            f"data file `{path}` is empty; supply a header and rows",
+            "EmptyDataError",
         ) from exc
+    except (UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise ContractError(
+            ErrorCode.DATA_SCHEMA_ERROR, f"data file `{path}` is not a readable UTF-8 CSV: {exc}"
+        ) from exc
+
+
+def select(frame: pd.DataFrame, path: Path, time_column: str, columns: list[str]) -> pd.DataFrame:
+    """The time column and ``columns`` of ``frame``; refuse names the file lacks."""
     missing = [c for c in [time_column, *columns] if c not in frame.columns]
     if missing:
         raise ContractError(
             ErrorCode.DATA_SCHEMA_ERROR,
             f"column(s) {missing} not in `{path}`; available columns: {list(frame.columns)}. "
-            "Set data.time_column / data.target to existing names",
+            "Set data.time_column, data.target and covariate.dynamic/static to existing names",
         )
     return frame[[time_column, *columns]]
+
+
+def read_table(path: Path, time_column: str, columns: list[str]) -> pd.DataFrame:
+    """Read ``time_column`` and ``columns`` of a CSV file (text cells)."""
+    return select(read_csv(path), path, time_column, columns)

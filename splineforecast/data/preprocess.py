@@ -1,6 +1,6 @@
-"""The Preprocessor: spline filling per split part, then scaling fitted on train.
+"""The Preprocessor: covariate encoding, gap filling per split part, scaling fitted on train.
 
-It saves itself as JSON (parameters + fitted statistics + run_id + version), never pickle.
+It saves itself as JSON (parameters + fitted state + run_id + version), never pickle.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import pandas as pd
 from sklearn.preprocessing import StandardScaler
 
 from splineforecast import __version__
+from splineforecast.data.covariates import Covariate, CovariateEncoder
 from splineforecast.data.scaling import fit_scaler, scaler_from_state, scaler_state
 from splineforecast.data.splines import SplineGapFiller, fill_by_part
 from splineforecast.data.splits import Split
@@ -31,11 +32,14 @@ class Transformed:
 
 
 class Preprocessor:
-    """Spline gap filling and standard scaling of a frame of features.
+    """Encode covariates, fill gaps and scale: target first, then the covariate features.
+
+    Numeric columns are filled with the configured spline; boolean and one-hot columns hold
+    their previous state. Each part of the split is filled on its own.
 
     Args:
-        feature_names: columns in model order (targets first).
         target: the target column.
+        covariates: declared covariates as dicts of ``name``, ``role``, ``type``.
         spline_kind, max_gap: passed to :class:`SplineGapFiller`.
         freq: the frequency of the time grid.
         run_id: the run this preprocessor belongs to.
@@ -43,46 +47,69 @@ class Preprocessor:
 
     def __init__(
         self,
-        feature_names: list[str],
         target: str,
+        covariates: list[dict[str, str]],
         spline_kind: str,
         max_gap: int,
         freq: str,
         run_id: str,
     ) -> None:
-        self.feature_names, self.target = list(feature_names), target
+        self.target, self.covariates = target, list(covariates)
         self.spline_kind, self.max_gap = spline_kind, max_gap
         self.freq, self.run_id = freq, run_id
 
+    def _require_fitted(self) -> None:
+        if not hasattr(self, "scaler_"):
+            raise RuntimeError("Preprocessor is not fitted; call fit() first")
+
     @property
-    def filler(self) -> SplineGapFiller:
-        return SplineGapFiller(self.spline_kind, self.max_gap).fit(pd.DataFrame(columns=self.feature_names))
+    def feature_names(self) -> list[str]:
+        self._require_fitted()
+        return [self.target, *self.encoder_.feature_names]
 
     @property
     def target_index(self) -> int:
-        return self.feature_names.index(self.target)
+        return 0
+
+    def _encode(self, frame: pd.DataFrame) -> pd.DataFrame:
+        target = frame[self.target].to_numpy(dtype=np.float64, na_value=np.nan)
+        features = self.encoder_.transform(frame)
+        return pd.concat([pd.DataFrame({self.target: target}, index=frame.index), features], axis=1)
 
     def fit(self, frame: pd.DataFrame, split: Split) -> Preprocessor:
-        """Fit the scaler on the observed values of the train part only."""
+        """Learn categories and scaling statistics from the observed values of the train part."""
         a, b = split.train
-        self.scaler_: StandardScaler = fit_scaler(frame[self.feature_names].iloc[a:b].to_numpy())
+        train = frame.iloc[a:b]
+        self.encoder_ = CovariateEncoder([Covariate(**c) for c in self.covariates]).fit(train)
+        self.scaler_: StandardScaler = fit_scaler(self._encode(train).to_numpy())
         return self
 
+    def _fill(self, encoded: pd.DataFrame, split: Split | None) -> pd.DataFrame:
+        step = self.encoder_.step_features
+        smooth = [n for n in encoded.columns if n not in step]
+        fillers = [
+            (smooth, SplineGapFiller(self.spline_kind, self.max_gap)),
+            (step, SplineGapFiller("previous", self.max_gap)),
+        ]
+        pieces = []
+        for columns, filler in fillers:
+            if not columns:
+                continue
+            part = encoded[columns]
+            filler.fit(part)
+            pieces.append(fill_by_part(part, split, filler) if split is not None else filler.transform(part))
+        return pd.concat(pieces, axis=1)[list(encoded.columns)]
+
     def transform(self, frame: pd.DataFrame, split: Split | None = None) -> Transformed:
-        """Fill (per part of ``split``, or ``frame`` as one part) and scale.
+        """Encode, fill (per part of ``split``, or ``frame`` as one part) and scale.
 
         Returns:
-            The scaled values, the observed mask, and the number of imputed points per column.
+            The scaled values, the observed mask, and the number of imputed points per feature.
         """
-        if not hasattr(self, "scaler_"):
-            raise RuntimeError("Preprocessor is not fitted; call fit() first")
-        raw = frame[self.feature_names]
-        if split is not None:
-            raw = raw.iloc[: split.n_rows]
-            filled = fill_by_part(raw, split, self.filler)
-        else:
-            filled = self.filler.transform(raw)
-        observed = raw.notna().to_numpy()
+        self._require_fitted()
+        encoded = self._encode(frame if split is None else frame.iloc[: split.n_rows])
+        filled = self._fill(encoded, split)
+        observed = encoded.notna().to_numpy()
         imputed = filled.notna().to_numpy() & ~observed
         values = self.scaler_.transform(filled.to_numpy()).astype(np.float32)
         n_imputed = dict(zip(self.feature_names, imputed.sum(axis=0).tolist(), strict=True))
@@ -94,19 +121,20 @@ class Preprocessor:
         return scaled * self.scaler_.scale_[i] + self.scaler_.mean_[i]
 
     def to_json(self) -> dict[str, Any]:
-        if not hasattr(self, "scaler_"):
-            raise RuntimeError("Preprocessor is not fitted; call fit() first")
+        self._require_fitted()
         return {
             "format": FORMAT,
             "version": __version__,
             "run_id": self.run_id,
             "params": {
-                "feature_names": self.feature_names,
                 "target": self.target,
+                "covariates": self.covariates,
                 "spline_kind": self.spline_kind,
                 "max_gap": self.max_gap,
                 "freq": self.freq,
             },
+            "feature_names": self.feature_names,
+            "categories": self.encoder_.categories_,
             "scaler": {"kind": "standard", **scaler_state(self.scaler_)},
         }
 
@@ -118,6 +146,15 @@ class Preprocessor:
                 ErrorCode.ARTIFACT_CONTRACT_ERROR,
                 f"preprocessor format is not `{FORMAT}`; re-run stage=preprocess",
             )
-        pre = cls(run_id=state["run_id"], **state["params"])
-        pre.scaler_ = scaler_from_state(state["scaler"])
+        try:
+            pre = cls(run_id=state["run_id"], **state["params"])
+            pre.encoder_ = CovariateEncoder.from_json(
+                {"covariates": pre.covariates, "categories": state["categories"]}
+            )
+            pre.scaler_ = scaler_from_state(state["scaler"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ContractError(
+                ErrorCode.ARTIFACT_CONTRACT_ERROR,
+                f"preprocessor state is incomplete: {exc}; re-run stage=preprocess",
+            ) from exc
         return pre

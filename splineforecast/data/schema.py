@@ -91,12 +91,21 @@ def regularise(frame: pd.DataFrame, freq: str | None) -> tuple[pd.DataFrame, str
     return frame.reindex(grid), freq
 
 
-def validate(raw: pd.DataFrame, time_column: str, target: str, freq: str | None) -> tuple[pd.DataFrame, str]:
-    """Raw table -> float frame on a regular DatetimeIndex, or a DATA_SCHEMA_ERROR."""
+def validate(
+    raw: pd.DataFrame, time_column: str, target: str, freq: str | None, numeric: list[str] | None = None
+) -> tuple[pd.DataFrame, str]:
+    """Raw table -> frame on a regular DatetimeIndex, or a DATA_SCHEMA_ERROR.
+
+    Args:
+        numeric: the columns that must be numeric (float64 after this); the target always is.
+            Other columns (categorical covariates) keep their cells, NaN where missing.
+    """
     if raw.empty:
         raise _fail("the data file has a header but no rows; supply observations")
     index = parse_timestamps(raw[time_column])
-    frame = numeric_columns(raw.drop(columns=[time_column]).set_axis(index))
+    frame = raw.drop(columns=[time_column]).set_axis(index)
+    must = [c for c in frame.columns if c == target or c in (numeric or [])]
+    frame = frame.assign(**numeric_columns(frame[must]))
     if frame[target].isna().all():
         raise _fail(f"target column `{target}` has no values; choose another data.target")
     return regularise(frame, freq)

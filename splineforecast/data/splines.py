@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-from scipy.interpolate import Akima1DInterpolator, CubicSpline, PchipInterpolator
+from scipy.interpolate import Akima1DInterpolator, CubicSpline, PchipInterpolator, interp1d
 
 from splineforecast.data.splits import Split
 from splineforecast.errors import ContractError, ErrorCode
@@ -27,8 +27,10 @@ INTERPOLANTS: dict[str, Callable[[np.ndarray, np.ndarray], Interpolant]] = {
     "pchip": lambda x, y: PchipInterpolator(x, y, extrapolate=False),
     "akima": lambda x, y: Akima1DInterpolator(x, y, extrapolate=False),
     "linear": _linear,
+    # a state held until the next observation: for boolean and one-hot features
+    "previous": lambda x, y: interp1d(x, y, kind="previous", assume_sorted=True),
 }
-KINDS = (*INTERPOLANTS, "off")
+KINDS = ("cubic", "pchip", "akima", "linear", "off")  # what spline= offers
 
 
 def _gap_runs(missing: np.ndarray) -> list[tuple[int, int]]:
@@ -51,7 +53,7 @@ class SplineGapFiller:
         self.kind, self.max_gap = kind, max_gap
 
     def fit(self, frame: pd.DataFrame) -> SplineGapFiller:
-        if self.kind not in KINDS:
+        if self.kind not in KINDS and self.kind not in INTERPOLANTS:
             raise ContractError(
                 ErrorCode.CONFIG_ERROR, f"spline kind `{self.kind}` is not one of {list(KINDS)}"
             )
@@ -75,7 +77,7 @@ class SplineGapFiller:
         if self.kind == "off" or n_obs == 0 or n_obs == len(y):
             return out
         x_obs = np.flatnonzero(~missing)
-        kind = self.kind if n_obs >= 4 else "linear"
+        kind = self.kind if n_obs >= 4 or self.kind == "previous" else "linear"
         interpolant = INTERPOLANTS[kind](x_obs.astype(np.float64), y[x_obs])
         first, last = x_obs[0], x_obs[-1]
         for start, stop in _gap_runs(missing):
