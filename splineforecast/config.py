@@ -42,8 +42,10 @@ class DataConfig:
 
 @dataclass
 class SplineConfig:
-    kind: str = "cubic"  # cubic | pchip | akima | linear | off
+    kind: str = "cubic"  # cubic | pchip | akima | linear | smoothing | off
     max_gap: int = 26  # longest run of missing steps that is filled; longer gaps stay NaN
+    lam: float | None = None  # smoothing strength; null = chosen by cross-validation (GCV)
+    smooth_observed: bool = False  # smoothing: also denoise observed inputs (metrics keep raw)
 
 
 @dataclass

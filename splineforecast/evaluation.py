@@ -101,19 +101,22 @@ def evaluate(
     lookback: int,
     season_length: int,
     scale: Scale,
+    actual: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Score a model forecast and the baselines on the observed points of one target.
 
     Args:
         forecast: (n, horizon) model forecast in original units.
-        series: (T,) the filled target in original units; observed: (T,) bool.
+        series: (T,) the filled target in original units, as the model saw it (baselines read it).
+        observed: (T,) bool, true where the target was observed.
         starts: the window start rows the forecast belongs to.
+        actual: (T,) the raw observations, when ``series`` was smoothed; the truth scored.
 
     Returns:
         ``{"metrics", "baselines", "per_horizon", "n_points"}`` for metrics.json.
     """
     horizon = forecast.shape[1]
-    y_true, seen = truth(series, observed, starts, lookback, horizon)
+    y_true, seen = truth(series if actual is None else actual, observed, starts, lookback, horizon)
     preds = {"model": forecast, **baseline_forecasts(series, starts, lookback, horizon, season_length)}
     # exactly the same points for everyone: observed truth where every forecast exists
     points = seen & np.logical_and.reduce([np.isfinite(p) for p in preds.values()])

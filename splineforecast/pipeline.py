@@ -45,10 +45,13 @@ def preprocess(cfg: Config, paths: RunPaths, raw: RawInputs) -> None:
     """Fill and scale the checked table; write the processed artifacts of the run."""
     d, frame, freq, split, source = cfg.data, raw.frame, raw.freq, raw.split, raw.source
     covariates = [dataclasses.asdict(c) for c in raw.covariates]
-    pre = Preprocessor(d.target, covariates, cfg.spline.kind, cfg.spline.max_gap, freq, paths.run_id)
+    pre = Preprocessor(d.target, covariates, dataclasses.asdict(cfg.spline), freq, paths.run_id)
     out = pre.fit(frame, split).transform(frame, split)
     stamps = frame.index[: split.n_rows].as_unit("ns").asi8
-    processed = Processed(out.values, out.observed_mask, stamps, pre.feature_names, [pre.target_index])
+    raw_target = pre.raw_target(frame, split)[:, None]
+    processed = Processed(
+        out.values, out.observed_mask, stamps, pre.feature_names, [pre.target_index], raw_target
+    )
     meta = {
         "run_id": paths.run_id,
         "source": {"path": str(source), "sha256": io.sha256(source), "rows": raw.n_rows},
@@ -61,7 +64,7 @@ def preprocess(cfg: Config, paths: RunPaths, raw: RawInputs) -> None:
             "types": {c["name"]: c["type"] for c in covariates},
             "spec": cfg.covariate.spec,
         },
-        "spline": {"kind": cfg.spline.kind, "max_gap": cfg.spline.max_gap},
+        "spline": dataclasses.asdict(cfg.spline),
         "scaler": {"kind": "standard", "fitted_on": "train"},
         "n_imputed": out.n_imputed,
         "n_unfilled": {n: int(np.isnan(out.values[:, i]).sum()) for i, n in enumerate(pre.feature_names)},
@@ -100,14 +103,16 @@ def train(cfg: Config, paths: RunPaths, tracker: Tracker, inputs: ProcessedInput
     module.load_state_dict(state["state_dict"])
 
     t = spec.target_indices[0]
-    series = pre.inverse_target(processed.values[:, t].astype(np.float64))
+    series = pre.inverse_target(processed.values[:, t].astype(np.float64))  # what the model saw
     observed = processed.observed_mask[:, t]
+    # the truth: raw observations (smoothing may have changed `series` at observed points)
+    actual = processed.targets_raw[:, 0] if processed.targets_raw is not None else series
     test = data.datasets["test"]
     starts = test.starts.numpy()
     forecast = pre.inverse_target(predict(module.net, test)[:, :, 0].astype(np.float64))
     a, b = split.train
-    scale = train_scale(series[a:b], observed[a:b], d.season_length)
-    result = evaluate(forecast, series, observed, starts, d.lookback, d.season_length, scale)
+    scale = train_scale(actual[a:b], observed[a:b], d.season_length)
+    result = evaluate(forecast, series, observed, starts, d.lookback, d.season_length, scale, actual)
     result = {
         "run_id": paths.run_id,
         **result,
@@ -122,7 +127,7 @@ def train(cfg: Config, paths: RunPaths, tracker: Tracker, inputs: ProcessedInput
     plot_forecast(
         paths.report_dir / PLOT_NAME,
         timestamps,
-        series,
+        actual,
         observed,
         origins,
         forecast,

@@ -40,7 +40,8 @@ class Preprocessor:
     Args:
         target: the target column.
         covariates: declared covariates as dicts of ``name``, ``role``, ``type``.
-        spline_kind, max_gap: passed to :class:`SplineGapFiller`.
+        spline: keyword arguments of :class:`SplineGapFiller` for numeric features
+            (``kind``, ``max_gap``, ``lam``, ``smooth_observed``).
         freq: the frequency of the time grid.
         run_id: the run this preprocessor belongs to.
     """
@@ -49,13 +50,11 @@ class Preprocessor:
         self,
         target: str,
         covariates: list[dict[str, str]],
-        spline_kind: str,
-        max_gap: int,
+        spline: dict[str, Any],
         freq: str,
         run_id: str,
     ) -> None:
-        self.target, self.covariates = target, list(covariates)
-        self.spline_kind, self.max_gap = spline_kind, max_gap
+        self.target, self.covariates, self.spline = target, list(covariates), dict(spline)
         self.freq, self.run_id = freq, run_id
 
     def _require_fitted(self) -> None:
@@ -70,6 +69,11 @@ class Preprocessor:
     @property
     def target_index(self) -> int:
         return 0
+
+    def raw_target(self, frame: pd.DataFrame, split: Split | None = None) -> np.ndarray:
+        """The target as observed, in original units (NaN where missing): what metrics score."""
+        rows = frame if split is None else frame.iloc[: split.n_rows]
+        return rows[self.target].to_numpy(dtype=np.float64, na_value=np.nan)
 
     def _encode(self, frame: pd.DataFrame) -> pd.DataFrame:
         target = frame[self.target].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -88,8 +92,8 @@ class Preprocessor:
         step = self.encoder_.step_features
         smooth = [n for n in encoded.columns if n not in step]
         fillers = [
-            (smooth, SplineGapFiller(self.spline_kind, self.max_gap)),
-            (step, SplineGapFiller("previous", self.max_gap)),
+            (smooth, SplineGapFiller(**self.spline)),
+            (step, SplineGapFiller("previous", self.spline["max_gap"])),
         ]
         pieces = []
         for columns, filler in fillers:
@@ -129,8 +133,7 @@ class Preprocessor:
             "params": {
                 "target": self.target,
                 "covariates": self.covariates,
-                "spline_kind": self.spline_kind,
-                "max_gap": self.max_gap,
+                "spline": self.spline,
                 "freq": self.freq,
             },
             "feature_names": self.feature_names,

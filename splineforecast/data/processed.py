@@ -27,6 +27,7 @@ class Processed:
     timestamps: np.ndarray  # (T,) int64 ns since the epoch
     feature_names: list[str]
     target_indices: list[int]
+    targets_raw: np.ndarray | None = None  # (T, n_targets) float64, original units, NaN if unobserved
 
 
 def write_processed(path: Path, p: Processed) -> None:
@@ -37,6 +38,7 @@ def write_processed(path: Path, p: Processed) -> None:
         timestamps=p.timestamps.astype(np.int64),
         feature_names=np.asarray(p.feature_names, dtype=np.str_),
         target_indices=np.asarray(p.target_indices, dtype=np.int64),
+        **({} if p.targets_raw is None else {"targets_raw": p.targets_raw.astype(np.float64)}),
     )
 
 
@@ -57,6 +59,7 @@ def read_processed(path: Path) -> Processed:
                     f"`{path}` lacks key(s) {missing}; re-run stage=preprocess",
                 )
             arrays = {k: npz[k] for k in NPZ_KEYS}
+            targets_raw = npz["targets_raw"] if "targets_raw" in npz.files else None
     except (ValueError, OSError) as exc:
         raise ContractError(
             ErrorCode.ARTIFACT_CONTRACT_ERROR, f"`{path}` is not a readable npz without pickle: {exc}"
@@ -67,6 +70,7 @@ def read_processed(path: Path) -> Processed:
         timestamps=arrays["timestamps"],
         feature_names=[str(n) for n in arrays["feature_names"]],
         target_indices=[int(i) for i in arrays["target_indices"]],
+        targets_raw=targets_raw,
     )
     _check_arrays(path, p)
     return p
@@ -89,6 +93,12 @@ def _check_arrays(path: Path, p: Processed) -> None:
         raise ContractError(
             ErrorCode.INPUT_SHAPE_ERROR,
             f"`{path}`: target_indices {p.target_indices} out of range for {f} features",
+        )
+    if p.targets_raw is not None and p.targets_raw.shape != (t, len(p.target_indices)):
+        raise ContractError(
+            ErrorCode.INPUT_SHAPE_ERROR,
+            f"`{path}`: targets_raw {p.targets_raw.shape} disagrees with "
+            f"{t} rows x {len(p.target_indices)} targets",
         )
     if p.values.dtype.kind != "f" or p.observed_mask.dtype != bool:
         raise ContractError(

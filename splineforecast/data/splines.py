@@ -10,7 +10,13 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-from scipy.interpolate import Akima1DInterpolator, CubicSpline, PchipInterpolator, interp1d
+from scipy.interpolate import (
+    Akima1DInterpolator,
+    CubicSpline,
+    PchipInterpolator,
+    interp1d,
+    make_smoothing_spline,
+)
 
 from splineforecast.data.splits import Split
 from splineforecast.errors import ContractError, ErrorCode
@@ -30,7 +36,8 @@ INTERPOLANTS: dict[str, Callable[[np.ndarray, np.ndarray], Interpolant]] = {
     # a state held until the next observation: for boolean and one-hot features
     "previous": lambda x, y: interp1d(x, y, kind="previous", assume_sorted=True),
 }
-KINDS = ("cubic", "pchip", "akima", "linear", "off")  # what spline= offers
+KINDS = ("cubic", "pchip", "akima", "linear", "smoothing", "off")  # what spline= offers
+_MIN_POINTS = {"smoothing": 5, "previous": 1}  # fewer observed points fall back to linear
 
 
 def _gap_runs(missing: np.ndarray) -> list[tuple[int, int]]:
@@ -44,13 +51,19 @@ class SplineGapFiller:
     """Fill runs of missing values with a spline through the observed points.
 
     Args:
-        kind: ``cubic``, ``pchip``, ``akima``, ``linear`` or ``off`` (no filling).
+        kind: ``cubic``, ``pchip``, ``akima``, ``linear``, ``smoothing`` (scipy's
+            ``make_smoothing_spline``) or ``off`` (no filling).
         max_gap: longest run of missing steps that is filled; longer runs stay NaN.
             Leading and trailing runs take the nearest observed value (no extrapolation).
+        lam: smoothing strength of ``smoothing``; None chooses it by generalised cross-validation.
+        smooth_observed: with ``smoothing``, also replace observed points by the smoothed curve
+            (the model's inputs are denoised; metrics still score the raw observations).
     """
 
-    def __init__(self, kind: str = "cubic", max_gap: int = 26) -> None:
-        self.kind, self.max_gap = kind, max_gap
+    def __init__(
+        self, kind: str = "cubic", max_gap: int = 26, lam: float | None = None, smooth_observed: bool = False
+    ) -> None:
+        self.kind, self.max_gap, self.lam, self.smooth_observed = kind, max_gap, lam, smooth_observed
 
     def fit(self, frame: pd.DataFrame) -> SplineGapFiller:
         if self.kind not in KINDS and self.kind not in INTERPOLANTS:
@@ -59,6 +72,8 @@ class SplineGapFiller:
             )
         if self.max_gap < 0:
             raise ContractError(ErrorCode.CONFIG_ERROR, f"`spline.max_gap` ({self.max_gap}) must be >= 0")
+        if self.lam is not None and self.lam < 0:
+            raise ContractError(ErrorCode.CONFIG_ERROR, f"`spline.lam` ({self.lam}) must be >= 0")
         self.columns_ = list(frame.columns)
         return self
 
@@ -74,11 +89,13 @@ class SplineGapFiller:
         out = y.copy()
         missing = np.isnan(y)
         n_obs = int((~missing).sum())
-        if self.kind == "off" or n_obs == 0 or n_obs == len(y):
+        smoothing = self.kind == "smoothing" and self.smooth_observed
+        if self.kind == "off" or n_obs == 0 or (n_obs == len(y) and not smoothing):
             return out
         x_obs = np.flatnonzero(~missing)
-        kind = self.kind if n_obs >= 4 or self.kind == "previous" else "linear"
-        interpolant = INTERPOLANTS[kind](x_obs.astype(np.float64), y[x_obs])
+        interpolant = self._interpolant(x_obs.astype(np.float64), y[x_obs])
+        if smoothing:
+            out[x_obs] = interpolant(x_obs.astype(np.float64))
         first, last = x_obs[0], x_obs[-1]
         for start, stop in _gap_runs(missing):
             if stop - start > self.max_gap:
@@ -90,6 +107,15 @@ class SplineGapFiller:
             else:
                 out[start:stop] = interpolant(np.arange(start, stop, dtype=np.float64))
         return out
+
+    def _interpolant(self, x: np.ndarray, y: np.ndarray) -> Interpolant:
+        kind = self.kind if len(x) >= _MIN_POINTS.get(self.kind, 4) else "linear"
+        build = _smoothing(self.lam) if kind == "smoothing" else INTERPOLANTS[kind]
+        return build(x, y)
+
+
+def _smoothing(lam: float | None) -> Callable[[np.ndarray, np.ndarray], Interpolant]:
+    return lambda x, y: make_smoothing_spline(x, y, lam=lam)
 
 
 def fill_by_part(frame: pd.DataFrame, split: Split, filler: SplineGapFiller) -> pd.DataFrame:
