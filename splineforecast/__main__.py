@@ -53,8 +53,7 @@ def _job_config(cfg: DictConfig) -> tuple[Config, list[str], dict[str, str]]:
     if unknown:
         raise ContractError(
             ErrorCode.CONFIG_ERROR,
-            f"unknown config key(s) {unknown}; check the spelling against "
-            "`python -m splineforecast --cfg job`",
+            f"unknown config key(s) {unknown}; check the spelling against `python -m splineforecast --cfg job`",
         )
     try:
         config: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]

@@ -29,6 +29,8 @@ class DataConfig:
     path: str | None = None  # a CSV file; null means the bundled file below
     bundled: str | None = None  # file name inside splineforecast/datasets
     time_column: str = "date"
+    time_format: str | None = None  # strftime format; null = ISO 8601 (no day/month guessing)
+    delimiter: str = ","
     target: str = MISSING
     freq: str | None = None  # pandas offset alias; null = inferred from the timestamps
     lookback: int = 104

@@ -100,6 +100,7 @@ class RawInputs:
     freq: str
     split: Split
     covariates: list[Covariate]
+    notes: dict[str, Any]  # what validation did to the rows (sorting, zones, grid)
 
 
 def run_id_from_path(npz: Path) -> str | None:
@@ -126,9 +127,7 @@ def _read_json_artifact(path: Path, what: str) -> Any:
     try:
         return artifacts.read_json(path)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ContractError(
-            ErrorCode.ARTIFACT_CONTRACT_ERROR, f"{what} `{path}` is not valid JSON: {exc}"
-        ) from exc
+        raise ContractError(ErrorCode.ARTIFACT_CONTRACT_ERROR, f"{what} `{path}` is not valid JSON: {exc}") from exc
 
 
 def check_run_ids(given: str, npz: Path, meta: dict[str, Any], preprocessor: dict[str, Any]) -> None:
@@ -193,16 +192,17 @@ def check_raw(cfg: Config) -> RawInputs:
     d, cov = cfg.data, cfg.covariate
     source = io.resolve_path(d.path, d.bundled)
     spec = read_spec(cov.spec) if cov.spec else None
-    table = io.read_csv(source)
+    table = io.read_csv(source, d.delimiter)
     spec_types = check_spec(spec, cov.dynamic, cov.static, list(table.columns)) if spec is not None else None
     covariates = declared_covariates(cov.dynamic, cov.static, dict(cov.types), spec_types)
     raw = io.select(table, source, d.time_column, [d.target, *cov.dynamic, *cov.static])
     numeric = [c.name for c in covariates if c.type == "numeric"]
-    frame, freq = schema.validate(raw, d.time_column, d.target, d.freq, numeric)
+    frame, freq, notes = schema.validate(raw, d.time_column, d.target, d.freq, numeric, d.time_format)
     check_static(frame, cov.static)
     split = time_splits(len(frame), d.split.train, d.split.val, d.split.test)
     check_window_counts(split, d.lookback, d.horizon)
-    return RawInputs(source, len(raw), frame, freq, split, covariates)
+    schema.check_train_columns(frame.iloc[split.train[0] : split.train[1]], d.target)
+    return RawInputs(source, len(raw), frame, freq, split, covariates, notes)
 
 
 @dataclass

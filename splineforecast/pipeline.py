@@ -49,13 +49,12 @@ def preprocess(cfg: Config, paths: RunPaths, raw: RawInputs) -> None:
     out = pre.fit(frame, split).transform(frame, split)
     stamps = frame.index[: split.n_rows].as_unit("ns").asi8
     raw_target = pre.raw_target(frame, split)[:, None]
-    processed = Processed(
-        out.values, out.observed_mask, stamps, pre.feature_names, [pre.target_index], raw_target
-    )
+    processed = Processed(out.values, out.observed_mask, stamps, pre.feature_names, [pre.target_index], raw_target)
     meta = {
         "run_id": paths.run_id,
         "source": {"path": str(source), "sha256": io.sha256(source), "rows": raw.n_rows},
         "freq": freq,
+        "data_checks": raw.notes,
         "feature_names": pre.feature_names,
         "target": d.target,
         "covariates": {
@@ -72,9 +71,7 @@ def preprocess(cfg: Config, paths: RunPaths, raw: RawInputs) -> None:
     }
     write_processed(paths.processed_npz, processed)
     artifacts.write_json(paths.meta_json, meta)
-    artifacts.write_json(
-        paths.split_contract_json, split_contract(paths.run_id, split, stamps, d.lookback, d.horizon)
-    )
+    artifacts.write_json(paths.split_contract_json, split_contract(paths.run_id, split, stamps, d.lookback, d.horizon))
     artifacts.write_json(paths.preprocessor_json, pre.to_json())
 
 

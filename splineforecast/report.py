@@ -34,9 +34,7 @@ def plot_forecast(
     ax.plot(timestamps[rows][seen], actual[rows][seen], ".", ms=3, color="black", label="observed")
     ax.plot(timestamps[origins], forecast[:, 0], lw=1, label="forecast, 1 step ahead")
     if horizon > 1:
-        ax.plot(
-            timestamps[origins + horizon - 1], forecast[:, -1], lw=1, label=f"forecast, {horizon} steps ahead"
-        )
+        ax.plot(timestamps[origins + horizon - 1], forecast[:, -1], lw=1, label=f"forecast, {horizon} steps ahead")
     ax.set_title(title)
     ax.legend(loc="best")
     fig.tight_layout()

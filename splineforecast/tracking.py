@@ -91,9 +91,7 @@ class Tracker:
             return
         if run is None:
             tags = {RUN_ID_TAG: self.run_id, **self.tags}
-            self.mlflow_run_id = self.client.create_run(
-                self.experiment_id, run_name=self.run_id, tags=tags
-            ).info.run_id
+            self.mlflow_run_id = self.client.create_run(self.experiment_id, run_name=self.run_id, tags=tags).info.run_id
             self.log_params(params)
             return
         changed = sorted(k for k, v in params.items() if k in run.data.params and run.data.params[k] != v)
@@ -171,8 +169,6 @@ class _EpochMetrics(pl.Callback):
         self.tracker = tracker
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        metrics = {
-            k: float(v) for k, v in trainer.callback_metrics.items() if k in ("train/loss", "val/loss")
-        }
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k in ("train/loss", "val/loss")}
         if metrics:
             self.tracker.log_metrics(metrics, step=trainer.current_epoch)

@@ -63,9 +63,7 @@ def read_spec(path: str) -> dict[str, Any]:
 
     p = Path(path)
     if not p.is_file():
-        raise ContractError(
-            ErrorCode.FILE_NOT_FOUND, f"covariate.spec `{path}` does not exist", "FileNotFoundError"
-        )
+        raise ContractError(ErrorCode.FILE_NOT_FOUND, f"covariate.spec `{path}` does not exist", "FileNotFoundError")
     try:
         spec = json.loads(p.read_text(encoding="utf-8-sig"))
     except (ValueError, UnicodeDecodeError) as exc:
@@ -86,9 +84,7 @@ def check_spec(spec: Any, dynamic: list[str], static: list[str], available: list
     if not isinstance(spec, dict):
         raise _spec_error(f"covariate spec must be a JSON object, got {type(spec).__name__}")
     if spec.get("schema_version") != SPEC_SCHEMA:
-        raise _spec_error(
-            f"covariate spec schema_version is {spec.get('schema_version')!r}, expected {SPEC_SCHEMA!r}"
-        )
+        raise _spec_error(f"covariate spec schema_version is {spec.get('schema_version')!r}, expected {SPEC_SCHEMA!r}")
     if not isinstance(spec.get("imputation_policy", {}), dict):
         raise _spec_error("covariate spec `imputation_policy` must be an object")
     items = {g: _spec_items(spec, f"{g}_covariates") for g in ROLES}
@@ -105,9 +101,7 @@ def check_spec(spec: Any, dynamic: list[str], static: list[str], available: list
         required = [i["name"] for i in items[g] if i["required"]]
         missing = [n for n in required if n not in declared[g]]
         if missing:
-            raise _spec_error(
-                f"required {g} covariate(s) {missing} are not declared in covariate.{g} ({snapshot})"
-            )
+            raise _spec_error(f"required {g} covariate(s) {missing} are not declared in covariate.{g} ({snapshot})")
         undefined = [n for n in declared[g] if n not in spec_names[g]]
         if undefined:
             raise _spec_error(f"declared {g} covariate(s) {undefined} are not in the spec ({snapshot})")
@@ -146,8 +140,7 @@ def _as_boolean(column: pd.Series) -> np.ndarray:
         else:
             raise ContractError(
                 ErrorCode.DATA_SCHEMA_ERROR,
-                f"boolean covariate `{column.name}` at {column.index[i]}: {value!r} is not "
-                "true/false/1/0/yes/no",
+                f"boolean covariate `{column.name}` at {column.index[i]}: {value!r} is not true/false/1/0/yes/no",
             )
     return out
 
@@ -183,9 +176,7 @@ class CovariateEncoder:
     @property
     def step_features(self) -> list[str]:
         """Encoded features whose gaps are filled with the previous state, not a spline."""
-        return [
-            n for n in self.feature_names if n not in {c.name for c in self.covariates if c.type == "numeric"}
-        ]
+        return [n for n in self.feature_names if n not in {c.name for c in self.covariates if c.type == "numeric"}]
 
     def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Float features, NaN where the covariate was missing."""
@@ -199,9 +190,7 @@ class CovariateEncoder:
             else:
                 text = raw.astype(str).where(raw.notna())
                 for v in self.categories_[c.name]:
-                    columns[f"{c.name}={v}"] = np.where(
-                        raw.isna(), np.nan, (text == v).to_numpy(dtype=np.float64)
-                    )
+                    columns[f"{c.name}={v}"] = np.where(raw.isna(), np.nan, (text == v).to_numpy(dtype=np.float64))
         return pd.DataFrame(columns, index=frame.index)
 
     def to_json(self) -> dict[str, Any]:

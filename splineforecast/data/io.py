@@ -54,10 +54,15 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_csv(path: Path) -> pd.DataFrame:
-    """Read a whole CSV file as text cells (parsing is ``schema.py``'s job); BOM tolerated."""
+def read_csv(path: Path, delimiter: str = ",") -> pd.DataFrame:
+    """Read a whole CSV file as text cells (parsing is ``schema.py``'s job); BOM tolerated.
+
+    Raises:
+        ContractError: DATA_SCHEMA_ERROR for an empty or unreadable file, or one whose single
+            column looks separated by another delimiter.
+    """
     try:
-        return pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=True)
+        frame = pd.read_csv(path, encoding="utf-8-sig", dtype=str, sep=delimiter)
     except pd.errors.EmptyDataError as exc:
         raise ContractError(
             ErrorCode.DATA_SCHEMA_ERROR,
@@ -68,6 +73,16 @@ def read_csv(path: Path) -> pd.DataFrame:
         raise ContractError(
             ErrorCode.DATA_SCHEMA_ERROR, f"data file `{path}` is not a readable UTF-8 CSV: {exc}"
         ) from exc
+    if len(frame.columns) == 1:
+        header = str(frame.columns[0])
+        for other in (";", "\t", "|", ","):
+            if other != delimiter and other in header:
+                raise ContractError(
+                    ErrorCode.DATA_SCHEMA_ERROR,
+                    f"data file `{path}` has one column named {header!r}: it looks {other!r}-separated; "
+                    f"set data.delimiter='{other}'",
+                )
+    return frame
 
 
 def select(frame: pd.DataFrame, path: Path, time_column: str, columns: list[str]) -> pd.DataFrame:
@@ -82,6 +97,6 @@ def select(frame: pd.DataFrame, path: Path, time_column: str, columns: list[str]
     return frame[[time_column, *columns]]
 
 
-def read_table(path: Path, time_column: str, columns: list[str]) -> pd.DataFrame:
+def read_table(path: Path, time_column: str, columns: list[str], delimiter: str = ",") -> pd.DataFrame:
     """Read ``time_column`` and ``columns`` of a CSV file (text cells)."""
-    return select(read_csv(path), path, time_column, columns)
+    return select(read_csv(path, delimiter), path, time_column, columns)

@@ -151,9 +151,7 @@ class Preprocessor:
             )
         try:
             pre = cls(run_id=state["run_id"], **state["params"])
-            pre.encoder_ = CovariateEncoder.from_json(
-                {"covariates": pre.covariates, "categories": state["categories"]}
-            )
+            pre.encoder_ = CovariateEncoder.from_json({"covariates": pre.covariates, "categories": state["categories"]})
             pre.scaler_ = scaler_from_state(state["scaler"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ContractError(

@@ -79,9 +79,7 @@ def read_processed(path: Path) -> Processed:
 def _check_arrays(path: Path, p: Processed) -> None:
     """Shapes agree (INPUT_SHAPE_ERROR); values are finite where observed (ARTIFACT_CONTRACT_ERROR)."""
     if p.values.ndim != 2:
-        raise ContractError(
-            ErrorCode.INPUT_SHAPE_ERROR, f"`{path}`: values must be 2-D (T x F), got {p.values.shape}"
-        )
+        raise ContractError(ErrorCode.INPUT_SHAPE_ERROR, f"`{path}`: values must be 2-D (T x F), got {p.values.shape}")
     t, f = p.values.shape
     if p.observed_mask.shape != (t, f) or p.timestamps.shape != (t,) or len(p.feature_names) != f:
         raise ContractError(
@@ -97,14 +95,12 @@ def _check_arrays(path: Path, p: Processed) -> None:
     if p.targets_raw is not None and p.targets_raw.shape != (t, len(p.target_indices)):
         raise ContractError(
             ErrorCode.INPUT_SHAPE_ERROR,
-            f"`{path}`: targets_raw {p.targets_raw.shape} disagrees with "
-            f"{t} rows x {len(p.target_indices)} targets",
+            f"`{path}`: targets_raw {p.targets_raw.shape} disagrees with {t} rows x {len(p.target_indices)} targets",
         )
     if p.values.dtype.kind != "f" or p.observed_mask.dtype != bool:
         raise ContractError(
             ErrorCode.ARTIFACT_CONTRACT_ERROR,
-            f"`{path}`: values must be float and observed_mask bool, "
-            f"got {p.values.dtype} and {p.observed_mask.dtype}",
+            f"`{path}`: values must be float and observed_mask bool, got {p.values.dtype} and {p.observed_mask.dtype}",
         )
     if np.isinf(p.values).any() or np.isnan(p.values[p.observed_mask]).any():
         raise ContractError(
@@ -113,9 +109,7 @@ def _check_arrays(path: Path, p: Processed) -> None:
         )
 
 
-def split_contract(
-    run_id: str, split: Split, timestamps: np.ndarray, lookback: int, horizon: int
-) -> dict[str, Any]:
+def split_contract(run_id: str, split: Split, timestamps: np.ndarray, lookback: int, horizon: int) -> dict[str, Any]:
     """The split contract: row boundaries and first/last timestamps of each part."""
     stamps = timestamps.astype("datetime64[ns]")
     parts = {
@@ -137,8 +131,7 @@ def split_from_contract(contract: dict[str, Any], n_rows: int | None = None) -> 
     if version != SPLIT_SCHEMA:
         raise ContractError(
             ErrorCode.ARTIFACT_CONTRACT_ERROR,
-            f"split_contract.json schema_version is {version!r}, "
-            f"expected {SPLIT_SCHEMA!r}; re-run stage=preprocess",
+            f"split_contract.json schema_version is {version!r}, expected {SPLIT_SCHEMA!r}; re-run stage=preprocess",
         )
     try:
         bounds = {k: (int(contract[k]["start"]), int(contract[k]["stop"])) for k in ("train", "val", "test")}
@@ -147,9 +140,7 @@ def split_from_contract(contract: dict[str, Any], n_rows: int | None = None) -> 
             ErrorCode.ARTIFACT_CONTRACT_ERROR, f"split_contract.json lacks part boundaries: {exc}"
         ) from exc
     split = Split(**bounds)
-    if not (
-        0 == split.train[0] < split.train[1] == split.val[0] < split.val[1] == split.test[0] < split.test[1]
-    ):
+    if not (0 == split.train[0] < split.train[1] == split.val[0] < split.val[1] == split.test[0] < split.test[1]):
         raise ContractError(
             ErrorCode.ARTIFACT_CONTRACT_ERROR,
             f"split_contract.json boundaries are not contiguous and time-ordered: {split.parts()}",

@@ -67,9 +67,7 @@ class SplineGapFiller:
 
     def fit(self, frame: pd.DataFrame) -> SplineGapFiller:
         if self.kind not in KINDS and self.kind not in INTERPOLANTS:
-            raise ContractError(
-                ErrorCode.CONFIG_ERROR, f"spline kind `{self.kind}` is not one of {list(KINDS)}"
-            )
+            raise ContractError(ErrorCode.CONFIG_ERROR, f"spline kind `{self.kind}` is not one of {list(KINDS)}")
         if self.max_gap < 0:
             raise ContractError(ErrorCode.CONFIG_ERROR, f"`spline.max_gap` ({self.max_gap}) must be >= 0")
         if self.lam is not None and self.lam < 0:

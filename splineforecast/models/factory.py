@@ -39,7 +39,5 @@ REGISTRY: dict[str, Callable[[dict[str, Any], DataSpec], nn.Module]] = {
 def build_network(cfg: dict[str, Any], spec: DataSpec) -> nn.Module:
     """Build the network named by ``cfg["name"]`` for data of shape ``spec``."""
     if cfg["name"] not in REGISTRY:
-        raise ContractError(
-            ErrorCode.CONFIG_ERROR, f"`model.name` ({cfg['name']}) must be one of {sorted(REGISTRY)}"
-        )
+        raise ContractError(ErrorCode.CONFIG_ERROR, f"`model.name` ({cfg['name']}) must be one of {sorted(REGISTRY)}")
     return REGISTRY[cfg["name"]](cfg, spec)
