@@ -132,6 +132,13 @@ def config_dir() -> Path:
     raise FileNotFoundError(f"no configs/config.yaml beside {here}")
 
 
+def tracking_uri(configured: str) -> str:
+    """The tracking URI in force: ``MLFLOW_TRACKING_URI`` when set, else the configured one."""
+    import os
+
+    return os.environ.get("MLFLOW_TRACKING_URI") or configured
+
+
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
     """Flatten a nested dict to dotted keys (``{"model.hidden_size": 64}``)."""
     if not isinstance(node, dict):

@@ -7,6 +7,7 @@ Lightning nor MLflow, so a refusal is fast and the pipeline starts from checked 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import pandas as pd
 
 from splineforecast import artifacts
 from splineforecast.artifacts import RunPaths, check_run_id
-from splineforecast.config import MODEL_NAMES, NORMS, STAGES, Config
+from splineforecast.config import MODEL_NAMES, NORMS, STAGES, Config, tracking_uri
 from splineforecast.data import io, schema
 from splineforecast.data.covariates import Covariate, check_spec, check_static, declared_covariates, read_spec
 from splineforecast.data.processed import Processed, read_processed, split_from_contract
@@ -205,6 +206,23 @@ def check_raw(cfg: Config) -> RawInputs:
     return RawInputs(source, len(raw), frame, freq, split, covariates, notes)
 
 
+def check_writable(folder: Path, key: str) -> None:
+    """``folder`` exists as a writable directory, or can be created (nothing is created here).
+
+    Raises:
+        ContractError: RUNNER_EXEC_ERROR (an I/O fault) naming the path and the key to change.
+    """
+    probe = folder.absolute()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise ContractError(
+            ErrorCode.RUNNER_EXEC_ERROR,
+            f"I/O error: cannot write under `{folder}` (`{probe}` is not a writable directory); set {key}=DIR",
+            "PermissionError",
+        )
+
+
 @dataclass
 class Checked:
     """What the startup checks read: the raw table, or the processed artifacts of stage=train."""
@@ -224,6 +242,10 @@ def check(cfg: Config) -> Checked:
     if cfg.run_id is None:
         raise _config_error("run_id must be set before the checks")
     paths = RunPaths(Path(cfg.paths.artifacts), cfg.run_id)
+    check_writable(paths.root, "paths.artifacts")
+    uri = tracking_uri(cfg.tracking.uri)
+    if uri.startswith("sqlite:///"):
+        check_writable(Path(uri.removeprefix("sqlite:///")).parent, "tracking.uri (or MLFLOW_TRACKING_URI)")
     if cfg.stage == "train":
         npz = Path(cfg.data.processed) if cfg.data.processed else paths.processed_npz
         return Checked(paths, processed=check_processed(cfg, paths, npz))

@@ -14,6 +14,7 @@ import pytorch_lightning as pl
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, Run, RunStatus
 
+from splineforecast.config import tracking_uri
 from splineforecast.errors import ContractError, ErrorCode
 
 RUN_ID_TAG = "splineforecast.run_id"
@@ -28,7 +29,7 @@ def resolve_uri(configured: str) -> str:
 
     For a local sqlite store the folder of the database file is created.
     """
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or configured
+    uri = tracking_uri(configured)
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     return uri
