@@ -206,7 +206,7 @@ def check_raw(cfg: Config) -> RawInputs:
     return RawInputs(source, len(raw), frame, freq, split, covariates, notes)
 
 
-def check_writable(folder: Path, key: str) -> None:
+def check_writable(folder: Path, fix: str) -> None:
     """``folder`` exists as a writable directory, or can be created (nothing is created here).
 
     Raises:
@@ -218,7 +218,7 @@ def check_writable(folder: Path, key: str) -> None:
     if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
         raise ContractError(
             ErrorCode.RUNNER_EXEC_ERROR,
-            f"I/O error: cannot write under `{folder}` (`{probe}` is not a writable directory); set {key}=DIR",
+            f"I/O error: cannot write under `{folder}` (`{probe}` is not a writable directory); {fix}",
             "PermissionError",
         )
 
@@ -242,10 +242,13 @@ def check(cfg: Config) -> Checked:
     if cfg.run_id is None:
         raise _config_error("run_id must be set before the checks")
     paths = RunPaths(Path(cfg.paths.artifacts), cfg.run_id)
-    check_writable(paths.root, "paths.artifacts")
+    check_writable(paths.root, "set paths.artifacts=DIR")
     uri = tracking_uri(cfg.tracking.uri)
     if uri.startswith("sqlite:///"):
-        check_writable(Path(uri.removeprefix("sqlite:///")).parent, "tracking.uri (or MLFLOW_TRACKING_URI)")
+        check_writable(
+            Path(uri.removeprefix("sqlite:///")).parent,
+            "set tracking.uri=sqlite:///DIR/mlflow.db (or MLFLOW_TRACKING_URI)",
+        )
     if cfg.stage == "train":
         npz = Path(cfg.data.processed) if cfg.data.processed else paths.processed_npz
         return Checked(paths, processed=check_processed(cfg, paths, npz))
