@@ -1,6 +1,6 @@
 PY ?= .venv/bin/python
 
-.PHONY: install lint test run
+.PHONY: install lint test run smoke
 
 install:
 	python3 -m venv .venv && .venv/bin/pip install torch==2.13.0 && .venv/bin/pip install -e ".[dev]"
@@ -15,3 +15,6 @@ test:
 
 run:
 	$(PY) -m splineforecast
+
+smoke:
+	PYTHON=$(PY) bash scripts/smoke_test.sh

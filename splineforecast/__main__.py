@@ -62,6 +62,12 @@ def _job_config(cfg: DictConfig) -> tuple[Config, list[str], dict[str, str]]:
             ErrorCode.CONFIG_ERROR,
             f"`{exc.full_key}` must be set, e.g. `{exc.full_key}=...` on the command line",
         ) from exc
+    given = [o.split("=", 1)[1] for o in hc.overrides.task if o.startswith("run_id=")]
+    if given and given[-1].strip("'\"") != str(config.run_id):
+        raise ContractError(
+            ErrorCode.CONFIG_ERROR,
+            f"run_id={given[-1]} was read as {config.run_id!r}; quote it for Hydra: \"run_id='{given[-1]}'\"",
+        )
     tags: dict[str, str] = {}
     if hc.mode == RunMode.MULTIRUN:
         tags = {"splineforecast.sweep": str(hc.sweep.dir), "splineforecast.job": str(hc.job.num)}

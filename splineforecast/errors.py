@@ -53,7 +53,7 @@ class ContractError(Exception):
 
 # user:password@ in URIs and token-like query values never reach a payload.
 _CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
-_SECRET_QUERY = re.compile(r"(?i)((?:token|password|secret|key)=)[^&\s]+")
+_SECRET_QUERY = re.compile(r"(?i)([?&](?:[\w.-]*token|password|secret|[\w.-]*key)=)[^&\s]+")
 
 
 def redact(text: str) -> str:

@@ -35,6 +35,13 @@ def resolve_uri(configured: str) -> str:
     return uri
 
 
+def _artifact_root(uri: str) -> str | None:
+    """Artifacts of a local sqlite store live beside its database, wherever the command runs."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").absolute().as_uri()
+    return None  # a server decides
+
+
 def ui_command(uri: str) -> str:
     """The shell command that opens the MLflow UI on this store."""
     if uri.startswith("http"):
@@ -58,7 +65,9 @@ class Tracker:
         self.uri, self.run_id, self.tags = uri, run_id, tags or {}
         self.client = MlflowClient(tracking_uri=uri)
         found = self.client.get_experiment_by_name(experiment)
-        self.experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
+        self.experiment_id = (
+            found.experiment_id if found else self.client.create_experiment(experiment, _artifact_root(uri))
+        )
         self.mlflow_run_id = ""
 
     def _existing(self) -> Run | None:
