@@ -1,0 +1,236 @@
+"""End to end: data=tiny trainer=smoke into a temporary MLflow store; the CLI's exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from splineforecast import pipeline
+from splineforecast.artifacts import RunPaths
+from splineforecast.config import Config
+from splineforecast.data.processed import NPZ_KEYS
+from splineforecast.errors import ContractError, ErrorCode
+from splineforecast.evaluation import BASELINES, METRICS
+from splineforecast.models.module import ForecastModule
+from splineforecast.tracking import RUN_ID_TAG
+
+Compose = Callable[[list[str]], Config]
+
+RUN_ID = "e2e"
+MLFLOW_FILES = {
+    "processed/processed.npz",
+    "processed/meta.json",
+    "processed/split_contract.json",
+    "preprocessor/preprocessor.json",
+    "checkpoints/best.ckpt",
+    "checkpoints/last.ckpt",
+    "metrics.json",
+    "report.md",
+    "config/config.yaml",
+}
+
+
+def _overrides(isolation: list[str], run_id: str = RUN_ID) -> list[str]:
+    return ["data=tiny", "trainer=smoke", f"run_id={run_id}", *isolation]
+
+
+def _list_all(client: mlflow.MlflowClient, run_id: str, path: str | None = None) -> set[str]:
+    out: set[str] = set()
+    for item in client.list_artifacts(run_id, path):
+        out |= _list_all(client, run_id, item.path) if item.is_dir else {item.path}
+    return out
+
+
+@pytest.fixture(scope="module")
+def finished(isolated_module: tuple[Path, list[str]], compose: Compose) -> dict[str, Any]:
+    """One finished run of data=tiny trainer=smoke, shared by the tests below."""
+    root, isolation = isolated_module
+    overrides = _overrides(isolation)
+    cfg = compose(overrides)
+    result = pipeline.run(cfg, overrides=overrides)
+    return {"root": root, "cfg": cfg, "result": result, "paths": RunPaths(root / "artifacts", RUN_ID)}
+
+
+@pytest.mark.slow
+def test_local_artifacts_exist(finished: dict[str, Any]) -> None:
+    paths: RunPaths = finished["paths"]
+    for path in (
+        paths.processed_npz,
+        paths.meta_json,
+        paths.split_contract_json,
+        paths.preprocessor_json,
+        paths.checkpoints_dir / "best.ckpt",
+        paths.checkpoints_dir / "last.ckpt",
+        paths.metrics_json,
+        paths.report_dir / "report.md",
+        paths.report_dir / "forecast.png",
+        paths.config_dir / "config.yaml",
+    ):
+        assert path.is_file() and path.stat().st_size > 0, path
+    assert str(paths.root).startswith(str(finished["root"]))
+
+
+@pytest.mark.slow
+def test_mlflow_run_holds_every_artifact(finished: dict[str, Any]) -> None:
+    result = finished["result"]
+    assert result.tracking_uri == f"sqlite:///{finished['root']}/mlruns/mlflow.db"
+    client = mlflow.MlflowClient(result.tracking_uri)
+    assert MLFLOW_FILES <= _list_all(client, result.mlflow_run_id)
+
+
+@pytest.mark.slow
+def test_mlflow_run_name_tag_status_params_and_metrics(finished: dict[str, Any]) -> None:
+    result = finished["result"]
+    assert result.run_id == RUN_ID
+    run = mlflow.MlflowClient(result.tracking_uri).get_run(result.mlflow_run_id)
+    assert run.info.run_name == RUN_ID
+    assert run.data.tags[RUN_ID_TAG] == RUN_ID
+    assert run.info.status == "FINISHED"
+    assert run.data.params["model.name"] == "lstm" and run.data.params["data.name"] == "tiny"
+    metrics = result.result["metrics"]
+    for name in METRICS:
+        if np.isfinite(metrics[name]):
+            assert run.data.metrics[name] == pytest.approx(metrics[name])
+    assert run.data.metrics["naive/mae"] == pytest.approx(result.result["baselines"]["naive"]["mae"])
+
+
+@pytest.mark.slow
+def test_metrics_json(finished: dict[str, Any]) -> None:
+    paths: RunPaths = finished["paths"]
+    metrics = json.loads(paths.metrics_json.read_text(encoding="utf-8"))
+    assert metrics["run_id"] == RUN_ID
+    assert set(metrics["metrics"]) == set(METRICS)
+    assert set(metrics["baselines"]) == set(BASELINES)
+    for scores in (metrics["metrics"], *metrics["baselines"].values()):
+        assert set(scores) == set(METRICS)
+        assert all(np.isfinite(v) for v in scores.values())
+        assert scores["rmse"] == pytest.approx(np.sqrt(scores["mse"]))
+    assert metrics["n_points"] > 0
+    assert metrics["metrics"] == finished["result"].result["metrics"]
+    report = (paths.report_dir / "report.md").read_text(encoding="utf-8")
+    assert RUN_ID in report and "seasonal_naive" in report
+
+
+@pytest.mark.slow
+def test_checkpoints_load_without_pickle(finished: dict[str, Any]) -> None:
+    paths: RunPaths = finished["paths"]
+    cfg: Config = finished["cfg"]
+    for name in ("best.ckpt", "last.ckpt"):
+        state = torch.load(paths.checkpoints_dir / name, map_location="cpu", weights_only=True)
+        module = ForecastModule(**state["hyper_parameters"])
+        module.load_state_dict(state["state_dict"])  # strict: every key matches
+        assert state["hyper_parameters"]["spec"]["lookback"] == cfg.data.lookback
+        x = torch.zeros(2, cfg.data.lookback, 1)
+        assert module(x).shape == (2, cfg.data.horizon, 1)
+
+
+@pytest.mark.slow
+def test_processed_artifacts(finished: dict[str, Any]) -> None:
+    paths: RunPaths = finished["paths"]
+    with np.load(paths.processed_npz, allow_pickle=False) as npz:
+        assert set(NPZ_KEYS) <= set(npz.files) <= {*NPZ_KEYS, "targets_raw"}
+        arrays = {k: npz[k] for k in npz.files}
+    contract = json.loads(paths.split_contract_json.read_text(encoding="utf-8"))
+    meta = json.loads(paths.meta_json.read_text(encoding="utf-8"))
+    pre = json.loads(paths.preprocessor_json.read_text(encoding="utf-8"))
+    assert contract["run_id"] == meta["run_id"] == pre["run_id"] == RUN_ID
+    assert (contract["lookback"], contract["horizon"]) == (16, 4)
+    n = contract["test"]["stop"]
+    assert contract["train"]["start"] == 0 and contract["train"]["stop"] == contract["val"]["start"]
+    assert arrays["values"].shape == (n, 1) and arrays["values"].dtype == np.float32
+    assert arrays["observed_mask"].shape == (n, 1) and arrays["observed_mask"].dtype == bool
+    assert arrays["timestamps"].dtype == np.int64 and (np.diff(arrays["timestamps"]) > 0).all()
+    assert arrays["feature_names"].tolist() == ["co2"] and arrays["target_indices"].tolist() == [0]
+    raw = pd.read_csv(Path(meta["source"]["path"]))["co2"].to_numpy()[:n]  # tiny: no missing rows
+    assert np.array_equal(arrays["observed_mask"][:, 0], ~np.isnan(raw))
+    if "targets_raw" in arrays:  # the raw observations metrics score
+        np.testing.assert_array_equal(arrays["targets_raw"][:, 0], raw)
+    assert meta["n_imputed"]["co2"] > 0
+    a, b = contract["train"]["start"], contract["train"]["stop"]
+    train = arrays["values"][a:b, 0][arrays["observed_mask"][a:b, 0]]
+    assert abs(train.mean()) < 1e-4 and train.std() == pytest.approx(1.0, abs=1e-3)  # scaled on train
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Checkpoint directory .* exists and is not empty")
+def test_rerun_of_a_finished_run_conflicts_unless_overwrite(isolated: list[str], compose: Compose) -> None:
+    overrides = _overrides(isolated, "again")
+    first = pipeline.run(compose(overrides), overrides=overrides)
+    with pytest.raises(ContractError) as info:
+        pipeline.run(compose(overrides), overrides=overrides)
+    assert info.value.code is ErrorCode.RUN_CONFLICT and info.value.exit_code == 29
+    assert "again" in info.value.message
+    replaced = pipeline.run(compose([*overrides, "overwrite=true"]), overrides=overrides)
+    assert replaced.result is not None and replaced.mlflow_run_id != first.mlflow_run_id
+    client = mlflow.MlflowClient(replaced.tracking_uri)
+    assert client.get_run(first.mlflow_run_id).info.lifecycle_stage == "deleted"
+    live = client.search_runs(
+        [client.get_run(replaced.mlflow_run_id).info.experiment_id], f"tags.`{RUN_ID_TAG}` = 'again'"
+    )
+    assert [r.info.run_id for r in live] == [replaced.mlflow_run_id]
+
+
+def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    return subprocess.run(
+        [sys.executable, "-m", "splineforecast", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.slow
+def test_cli_run_exits_0_and_prints_the_run_id(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    proc = _cli(
+        tmp_path,
+        "data=tiny",
+        "trainer=smoke",
+        "run_id=t1",
+        f"tracking.uri={uri}",
+        f"paths.artifacts={tmp_path}/artifacts",
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert re.search(r"^run_id:\s+t1$", proc.stdout, re.MULTILINE), proc.stdout
+    assert (tmp_path / "artifacts" / "metrics" / "t1" / "metrics.json").is_file()
+    client = mlflow.MlflowClient(uri)
+    experiment = client.get_experiment_by_name("splineforecast")
+    runs = client.search_runs([experiment.experiment_id], f"tags.`{RUN_ID_TAG}` = 't1'")
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+
+
+REFUSALS = [
+    (["model=grux"], "grux"),
+    (["data.lookback=0"], "data.lookback"),
+    (["run_id=../evil"], "../evil"),
+]
+
+
+@pytest.mark.parametrize(("args", "named"), REFUSALS, ids=[a[0] for a, _ in REFUSALS])
+def test_cli_refusal_exit_code_and_payload(tmp_path: Path, args: list[str], named: str) -> None:
+    proc = _cli(tmp_path, *args)
+    assert proc.returncode == 25, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, lines  # the payload alone: no log line, no traceback
+    payload = json.loads(lines[0])
+    assert set(payload) == {"ok", "exit_code", "error"}
+    assert set(payload["error"]) == {"code", "message", "type"}
+    assert payload["ok"] is False and payload["exit_code"] == 25
+    assert payload["error"]["code"] == "CONFIG_ERROR"
+    assert named in payload["error"]["message"] and isinstance(payload["error"]["type"], str)
+    assert not (tmp_path / "mlruns").exists()  # refused before any tracking
