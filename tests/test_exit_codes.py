@@ -1,0 +1,148 @@
+"""Every SPEC §3 exit code from the real command: code, one-line payload, and nothing written.
+
+A module-scoped finished run (``base``) gives the refusals that need artifacts something to
+refuse; each refusal must leave the artifact and tracking trees exactly as they were.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BASE = "base"
+
+
+def _tree(root: Path) -> dict[str, str]:
+    """Every file under ``root`` with its sha256."""
+    if not root.exists():
+        return {}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _run(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID")}
+    store = [f"tracking.uri=sqlite:///{root}/mlruns/mlflow.db", f"paths.artifacts={root}/artifacts"]
+    return subprocess.run(
+        [sys.executable, "-m", "splineforecast", "data=tiny", "trainer=smoke", *store, *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding one finished run ``base`` and the hostile inputs of the tests."""
+    root = tmp_path_factory.mktemp("codes")
+    done = _run(root, f"run_id={BASE}")
+    assert done.returncode == 0, done.stderr
+    (root / "bad.csv").write_text("date,co2\n2020-01-04,1.0\n2020-01-11,abc\n")
+    (root / "afile").write_text("not a folder")
+    # processed artifacts in the run layout, each broken in one way
+    src = root / "artifacts" / "processed" / BASE
+    no_contract = root / "inputs" / "a" / "processed" / BASE
+    shutil.copytree(src, no_contract)
+    (no_contract / "split_contract.json").unlink()
+    wrong_schema = root / "inputs" / "b" / "processed" / BASE
+    shutil.copytree(src, wrong_schema)
+    contract = json.loads((wrong_schema / "split_contract.json").read_text())
+    (wrong_schema / "split_contract.json").write_text(json.dumps({**contract, "schema_version": "v0"}))
+    shapes = root / "inputs" / "c" / "processed" / BASE
+    shutil.copytree(src, shapes)
+    with np.load(src / "processed.npz", allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["feature_names"] = np.asarray(["co2", "extra"])
+    with (shapes / "processed.npz").open("wb") as fh:
+        np.savez(fh, **arrays)
+    no_keys = root / "inputs" / "d" / "processed" / BASE
+    shutil.copytree(src, no_keys)
+    with (no_keys / "processed.npz").open("wb") as fh:
+        np.savez(fh, values=arrays["values"], observed_mask=arrays["observed_mask"])
+    (root / "spec.json").write_text(json.dumps({"schema_version": "covariate_spec.v0"}))
+    return root
+
+
+CASES = {
+    "file_not_found": (21, "FILE_NOT_FOUND", ["data.path=missing.csv"]),
+    "split_contract_missing": (
+        22,
+        "ARTIFACT_CONTRACT_ERROR",
+        ["stage=train", f"run_id={BASE}", f"data.processed=inputs/a/processed/{BASE}/processed.npz"],
+    ),
+    "split_contract_schema": (
+        22,
+        "ARTIFACT_CONTRACT_ERROR",
+        ["stage=train", f"run_id={BASE}", f"data.processed=inputs/b/processed/{BASE}/processed.npz"],
+    ),
+    "npz_keys_missing": (
+        22,
+        "ARTIFACT_CONTRACT_ERROR",
+        ["stage=train", f"run_id={BASE}", f"data.processed=inputs/d/processed/{BASE}/processed.npz"],
+    ),
+    "covariate_spec_invalid": (22, "ARTIFACT_CONTRACT_ERROR", ["covariate.spec=spec.json", "run_id=cov"]),
+    "shapes_disagree": (
+        23,
+        "INPUT_SHAPE_ERROR",
+        ["stage=train", f"run_id={BASE}", f"data.processed=inputs/c/processed/{BASE}/processed.npz"],
+    ),
+    "io_fault": (24, "RUNNER_EXEC_ERROR", ["paths.artifacts=afile/artifacts"]),
+    "bad_value": (25, "CONFIG_ERROR", ["data.lookback=0"]),
+    "unknown_option": (25, "CONFIG_ERROR", ["model=grux"]),
+    "misspelt_key": (25, "CONFIG_ERROR", ["model.hiden_size=8"]),
+    "unsafe_run_id": (25, "CONFIG_ERROR", ["run_id=../evil"]),
+    "too_short": (26, "INSUFFICIENT_DATA_ERROR", ["data.lookback=300"]),
+    "run_id_mismatch": (
+        27,
+        "RUN_ID_MISMATCH",
+        ["stage=train", "run_id=other", f"data.processed=artifacts/processed/{BASE}/processed.npz"],
+    ),
+    "bad_cell": (28, "DATA_SCHEMA_ERROR", ["data.path=bad.csv"]),
+    "finished_run_id": (29, "RUN_CONFLICT", [f"run_id={BASE}"]),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(CASES))
+def test_refusal_code_payload_and_untouched_trees(root: Path, case: str) -> None:
+    code, name, args = CASES[case]
+    before = {tree: _tree(root / tree) for tree in ("artifacts", "mlruns")}
+    proc = _run(root, *args)
+    assert proc.returncode == code, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr  # one JSON line, no traceback
+    payload = json.loads(lines[0])
+    assert payload["ok"] is False and payload["exit_code"] == code
+    assert payload["error"]["code"] == name
+    assert payload["error"]["message"] and payload["error"]["type"]
+    assert "Traceback" not in proc.stderr
+    assert {tree: _tree(root / tree) for tree in ("artifacts", "mlruns")} == before
+
+
+@pytest.mark.parametrize("args", [["data.lookback=0"], ["data.path=missing.csv"], ["model=grux"]])
+def test_contract_failures_import_no_heavy_library(tmp_path: Path, args: list[str]) -> None:
+    code = (
+        "import json, sys\n"
+        "from splineforecast.__main__ import main\n"
+        f"sys.argv = ['splineforecast', *{args!r}]\n"
+        "rc = main()\n"
+        "heavy = [m for m in ('torch', 'pytorch_lightning', 'lightning', 'mlflow') if m in sys.modules]\n"
+        "print(json.dumps({'rc': rc, 'heavy': heavy}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["rc"] in (21, 25)
+    assert result["heavy"] == []
