@@ -55,8 +55,15 @@ class CovariateConfig:
     name: str = "none"
     dynamic: list[str] = field(default_factory=list)  # past-observed, time-varying columns
     static: list[str] = field(default_factory=list)  # columns constant over the series
-    types: dict[str, str] = field(default_factory=dict)  # name -> numeric|categorical|boolean
+    categorical: list[str] = field(default_factory=list)  # declared covariates that are categorical
+    boolean: list[str] = field(default_factory=list)  # declared covariates that are boolean; others numeric
     spec: str | None = None  # a covariate_spec.v1 JSON file, enforced when given
+
+
+    @property
+    def types(self) -> dict[str, str]:
+        """Declared types by name (numeric when not listed)."""
+        return {**{n: "categorical" for n in self.categorical}, **{n: "boolean" for n in self.boolean}}
 
 
 @dataclass

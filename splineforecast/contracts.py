@@ -61,9 +61,15 @@ def _check_covariate_names(cfg: Config) -> None:
         raise _config_error(f"the target `{cfg.data.target}` cannot also be a covariate")
     if cfg.data.time_column in names:
         raise _config_error(f"the time column `{cfg.data.time_column}` cannot be a covariate")
-    undeclared = sorted(set(cfg.covariate.types) - set(names))
-    if undeclared:
-        raise _config_error(f"covariate.types names {undeclared}, which are not declared covariates")
+    for key in ("categorical", "boolean"):
+        undeclared = sorted(set(getattr(cfg.covariate, key)) - set(names))
+        if undeclared:
+            raise _config_error(
+                f"covariate.{key} names {undeclared}, which are not in covariate.dynamic or covariate.static"
+            )
+    both = sorted(set(cfg.covariate.categorical) & set(cfg.covariate.boolean))
+    if both:
+        raise _config_error(f"covariate(s) {both} are in both covariate.categorical and covariate.boolean")
 
 
 def _check_model(cfg: Config) -> None:
@@ -195,7 +201,7 @@ def check_raw(cfg: Config) -> RawInputs:
     spec = read_spec(cov.spec) if cov.spec else None
     table = io.read_csv(source, d.delimiter)
     spec_types = check_spec(spec, cov.dynamic, cov.static, list(table.columns)) if spec is not None else None
-    covariates = declared_covariates(cov.dynamic, cov.static, dict(cov.types), spec_types)
+    covariates = declared_covariates(cov.dynamic, cov.static, cov.types, spec_types)
     raw = io.select(table, source, d.time_column, [d.target, *cov.dynamic, *cov.static])
     numeric = [c.name for c in covariates if c.type == "numeric"]
     frame, freq, notes = schema.validate(raw, d.time_column, d.target, d.freq, numeric, d.time_format)
