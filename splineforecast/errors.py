@@ -51,6 +51,18 @@ class ContractError(Exception):
         return self.code.exit_code
 
 
+class Interrupted(BaseException):
+    """Ctrl-C (SIGINT, exit 130) or SIGTERM (exit 143) asked the run to stop; it was saved first."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by signal {signum}")
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
 # user:password@ in URIs and token-like query values never reach a payload.
 _CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 _SECRET_QUERY = re.compile(r"(?i)([?&](?:[\w.-]*token|password|secret|[\w.-]*key)=)[^&\s]+")

@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, Run, RunStatus
 
 from splineforecast.config import tracking_uri
-from splineforecast.errors import ContractError, ErrorCode
+from splineforecast.errors import ContractError, ErrorCode, Interrupted
 
 RUN_ID_TAG = "splineforecast.run_id"
 STAGES_TAG = "splineforecast.stages_done"
@@ -163,9 +163,12 @@ class Tracker:
 
 @contextmanager
 def tracked_run(tracker: Tracker) -> Iterator[Tracker]:
-    """End the run FINISHED on success, FAILED on an exception (re-raised)."""
+    """End the run FINISHED on success, KILLED on an interrupt, FAILED on an exception (re-raised)."""
     try:
         yield tracker
+    except (Interrupted, KeyboardInterrupt):
+        tracker.end(RunStatus.to_string(RunStatus.KILLED))
+        raise
     except BaseException:
         tracker.end(RunStatus.to_string(RunStatus.FAILED))
         raise
