@@ -24,7 +24,7 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from splineforecast.config import Config, config_dir, register_configs
 from splineforecast.contracts import check, check_config
-from splineforecast.errors import ContractError, ErrorCode, to_payload
+from splineforecast.errors import ContractError, ErrorCode, Interrupted, to_payload
 
 SUMMARY_METRICS = ("mae", "rmse", "mape", "mase", "r2")
 
@@ -134,6 +134,8 @@ def _classify(exc: BaseException) -> tuple[ErrorCode, str]:
         # Hydra appends its search path to a missing option; the options list is what helps
         message = str(exc).split("\nConfig search path:")[0].split("\nTo append to your config")[0].strip()
         return ErrorCode.CONFIG_ERROR, message + _valid_keys(message)
+    if isinstance(exc, Interrupted):
+        return ErrorCode.INTERRUPTED, f"{exc}; last.ckpt is saved: run the same command again to resume"
     if isinstance(exc, KeyboardInterrupt):
         return ErrorCode.INTERRUPTED, "interrupted"
     if isinstance(exc, OSError):
@@ -145,8 +147,9 @@ def _report(exc: BaseException) -> int:
     """Print the payload of ``exc`` on stderr and return its exit code."""
     code, message = _classify(exc)
     type_name = exc.type_name if isinstance(exc, ContractError) else type(exc).__name__
-    print(to_payload(code, message, type_name), file=sys.stderr, flush=True)
-    return code.exit_code
+    exit_code = exc.exit_code if isinstance(exc, Interrupted) else code.exit_code  # 130 or 143
+    print(to_payload(code, message, type_name, exit_code), file=sys.stderr, flush=True)
+    return exit_code
 
 
 def main() -> int:

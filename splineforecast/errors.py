@@ -74,11 +74,11 @@ def redact(text: str) -> str:
     return _SECRET_QUERY.sub(r"\1***", text)
 
 
-def to_payload(code: ErrorCode, message: str, type_name: str) -> str:
-    """Build the one JSON line printed on stderr for a failure."""
+def to_payload(code: ErrorCode, message: str, type_name: str, exit_code: int | None = None) -> str:
+    """Build the one JSON line printed on stderr for a failure (``exit_code`` defaults to the code's)."""
     payload: dict[str, Any] = {
         "ok": False,
-        "exit_code": code.exit_code,
+        "exit_code": code.exit_code if exit_code is None else exit_code,
         "error": {"code": code.name, "message": redact(message), "type": type_name},
     }
     return json.dumps(payload, ensure_ascii=False)
