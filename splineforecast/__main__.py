@@ -100,16 +100,34 @@ _failures: list[Exception] = []
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
-def _task(cfg: DictConfig) -> None:
+def _task(cfg: DictConfig) -> float | None:
+    """One run (or sweep job); returns the sweeper's objective: the run's best val/loss (lower is better).
+
+    None when the run did not train (``stage=preprocess``) or failed: the Optuna sweeper then marks
+    the trial failed and goes on. A failure prints its payload here and is kept for main(): in
+    ``_failures``, and, for a sweep job (which may run in a joblib worker process), as a file
+    ``<job number>-<pid>`` holding its exit code in the folder ``$SPLINEFORECAST_JOB_FAILURES``.
+    """
     try:
         config, overrides, tags = _job_config(cfg)
         checked = check(config)
         from splineforecast import pipeline  # torch, Lightning and MLflow load only past the checks
 
-        _print_summary(pipeline.run(config, overrides, tags, checked))
+        result = pipeline.run(config, overrides, tags, checked)
+        _print_summary(result)
     except Exception as exc:  # noqa: BLE001 - reported by main() with its exit code
-        _report(exc)
+        code = _report(exc)
         _failures.append(exc)
+        folder = os.environ.get("SPLINEFORECAST_JOB_FAILURES")
+        if folder and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            try:
+                with open(os.path.join(folder, f"{HydraConfig.get().job.num}-{os.getpid()}"), "w") as out:
+                    out.write(str(code))
+            except OSError:
+                pass  # main() is gone or elsewhere: the payload above still tells
+        return None
+    best = ((result.result or {}).get("training") or {}).get("best_val_loss")
+    return None if best is None else float(best)
 
 
 def _valid_keys(message: str) -> str:
@@ -155,20 +173,44 @@ def _report(exc: BaseException) -> int:
 def main() -> int:
     """Run the Hydra app; map every failure to its SPEC exit code and JSON payload.
 
-    In a sweep every failed job prints its payload; the exit code is the first failure's.
+    In a sweep every failed job prints its payload; the exit code is the first failure's (the lowest
+    job number), also for jobs run by worker processes (``hydra/launcher=joblib``), which report
+    through a temporary folder named in ``$SPLINEFORECAST_JOB_FAILURES``.
     """
+    import tempfile
+    from pathlib import Path
+
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let exceptions reach us instead of Hydra's exit 1
     register_configs()
     _failures.clear()
-    try:
-        _task()
-    except SystemExit as exc:  # argparse refusing the command line (code 2), or --help (0)
-        if exc.code in (0, None):
-            raise
-        message = "unrecognised command line; put -m/--multirun before the overrides (see --help)"
-        return _report(ContractError(ErrorCode.CONFIG_ERROR, message, "ArgumentError"))
-    except BaseException as exc:  # noqa: BLE001 - the contract: every failure gets a code
-        return _report(exc)
+    previous = os.environ.get("SPLINEFORECAST_JOB_FAILURES")
+    with tempfile.TemporaryDirectory(prefix="splineforecast-jobs-") as folder:
+        os.environ["SPLINEFORECAST_JOB_FAILURES"] = folder  # inherited by joblib's worker processes
+
+        def first_job_code() -> int | None:
+            files = sorted(Path(folder).iterdir(), key=lambda p: int(p.name.split("-")[0]))
+            return int(files[0].read_text()) if files else None
+
+        try:
+            _task()
+        except SystemExit as exc:  # argparse refusing the command line (code 2), or --help (0)
+            if exc.code in (0, None):
+                raise
+            message = "unrecognised command line; put -m/--multirun before the overrides (see --help)"
+            return _report(ContractError(ErrorCode.CONFIG_ERROR, message, "ArgumentError"))
+        except BaseException as exc:  # noqa: BLE001 - the contract: every failure gets a code
+            code = _report(exc)
+            # a sweeper giving up after failed jobs (Optuna with no finished trial): the job's code is the cause
+            job_code = first_job_code() if isinstance(exc, Exception) else None
+            return code if job_code is None else job_code
+        finally:
+            if previous is None:
+                os.environ.pop("SPLINEFORECAST_JOB_FAILURES", None)
+            else:
+                os.environ["SPLINEFORECAST_JOB_FAILURES"] = previous
+        job_code = first_job_code()
+    if job_code is not None:
+        return job_code
     if _failures:
         return _classify(_failures[0])[0].exit_code
     return 0

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import re
+import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -113,3 +117,51 @@ def write_npz(path: Path, **arrays: np.ndarray) -> None:
 def read_json(path: Path) -> Any:
     with path.open(encoding="utf-8") as fh:
         return json.load(fh)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def run_lock(paths: RunPaths) -> Iterator[None]:
+    """Hold the run_id for this process, so a second live process is refused (RUN_CONFLICT).
+
+    The lock is an ``flock`` on a file outside the artifact tree (the system temp folder), so the
+    kernel releases it when the holder dies; a lock left by a dead process is taken over with a warning.
+    """
+    digest = hashlib.sha256(str(paths.root.absolute()).encode()).hexdigest()[:16]
+    folder = Path(tempfile.gettempdir()) / "splineforecast-locks" / digest
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / f"{paths.run_id}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            raise ContractError(
+                ErrorCode.RUN_CONFLICT,
+                f"run_id `{paths.run_id}` is in use by process {holder}; wait for it or choose another run_id",
+            ) from None
+        previous = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        if previous.isdigit() and int(previous) != os.getpid() and not _pid_alive(int(previous)):
+            print(
+                f"warning: run_id `{paths.run_id}`: taking over the lock of process {previous}, which is gone",
+                file=sys.stderr,
+                flush=True,
+            )
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)  # a clean release leaves no pid behind
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

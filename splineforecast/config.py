@@ -59,7 +59,6 @@ class CovariateConfig:
     boolean: list[str] = field(default_factory=list)  # declared covariates that are boolean; others numeric
     spec: str | None = None  # a covariate_spec.v1 JSON file, enforced when given
 
-
     @property
     def types(self) -> dict[str, str]:
         """Declared types by name (numeric when not listed)."""
@@ -104,6 +103,11 @@ class PathsConfig:
 
 
 @dataclass
+class PredictConfig:
+    output: str | None = None  # stage=predict: also write the forecast CSV here
+
+
+@dataclass
 class Config:
     data: DataConfig = MISSING
     spline: SplineConfig = MISSING
@@ -112,13 +116,14 @@ class Config:
     trainer: TrainerConfig = MISSING
     tracking: TrackingConfig = MISSING
     paths: PathsConfig = field(default_factory=PathsConfig)
+    predict: PredictConfig = field(default_factory=PredictConfig)
     run_id: str | None = None  # generated when not given
     seed: int = 42
-    stage: str = "all"  # all | preprocess | train
+    stage: str = "all"  # all | preprocess | train | predict
     overwrite: bool = False
 
 
-STAGES = ("all", "preprocess", "train")
+STAGES = ("all", "preprocess", "train", "predict")
 MODEL_NAMES = ("lstm", "gru")  # the registry of models/factory.py
 NORMS = ("last", "mean", "none")
 

@@ -37,6 +37,8 @@ def check_config(cfg: Config) -> None:
         raise _config_error(f"`stage` ({cfg.stage}) must be one of {list(STAGES)}")
     if cfg.stage == "train" and cfg.run_id is None:
         raise _config_error("stage=train needs the run_id of a preprocessed run: add run_id=NAME")
+    if cfg.stage == "predict" and cfg.run_id is None:
+        raise _config_error("stage=predict needs the run_id of a trained run: add run_id=NAME")
     for key in ("lookback", "horizon", "stride", "batch_size", "season_length"):
         value = getattr(cfg.data, key)
         if value <= 0:
@@ -249,6 +251,17 @@ def check(cfg: Config) -> Checked:
         raise _config_error("run_id must be set before the checks")
     paths = RunPaths(Path(cfg.paths.artifacts), cfg.run_id)
     check_writable(paths.root, "set paths.artifacts=DIR")
+    if cfg.stage == "predict":  # no MLflow run: the trained run's local files and the history
+        for path in (paths.preprocessor_json, paths.checkpoints_dir / "best.ckpt"):
+            if not path.is_file():
+                raise ContractError(
+                    ErrorCode.FILE_NOT_FOUND,
+                    f"`{path}` does not exist: stage=predict needs a trained run_id ({paths.run_id}) "
+                    "under paths.artifacts; train it first (stage=all) or set paths.artifacts=DIR",
+                    "FileNotFoundError",
+                )
+        io.resolve_path(cfg.data.path, cfg.data.bundled)
+        return Checked(paths)
     uri = tracking_uri(cfg.tracking.uri)
     if uri.startswith("sqlite:///"):
         check_writable(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import platform
+import shutil
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,8 +17,8 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
 
-from splineforecast import __version__, artifacts
-from splineforecast.artifacts import RunPaths
+from splineforecast import __version__, artifacts, serving
+from splineforecast.artifacts import RunPaths, run_lock
 from splineforecast.config import Config, flatten
 from splineforecast.contracts import Checked, ProcessedInputs, RawInputs, check, check_processed
 from splineforecast.data import io
@@ -27,7 +28,7 @@ from splineforecast.evaluation import evaluate, predict, train_scale
 from splineforecast.models.module import ForecastModule
 from splineforecast.report import PLOT_NAME, plot_forecast, write_report
 from splineforecast.tracking import Tracker, resolve_uri, tracked_run, ui_command
-from splineforecast.training import fit
+from splineforecast.training import GracefulStop, fit, interruptible
 from splineforecast.windows import DataSpec, WindowDataModule
 
 
@@ -85,17 +86,22 @@ def _versions() -> dict[str, str]:
     }
 
 
-def train(cfg: Config, paths: RunPaths, tracker: Tracker, inputs: ProcessedInputs) -> dict[str, Any]:
+def train(
+    cfg: Config, paths: RunPaths, tracker: Tracker, inputs: ProcessedInputs, stop: GracefulStop
+) -> dict[str, Any]:
     """Train on checked processed artifacts; evaluate the best checkpoint on test; write metrics, report."""
     processed, split = inputs.processed, inputs.split
     pre = Preprocessor.from_json(inputs.preprocessor)
     d = cfg.data
     spec = DataSpec(len(processed.feature_names), d.lookback, d.horizon, tuple(processed.target_indices))
-    data = WindowDataModule(processed.values, processed.observed_mask, split, spec, d.stride, d.batch_size)
+    data = WindowDataModule(processed.values, processed.observed_mask, split, spec, d.stride, d.batch_size, cfg.seed)
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module = ForecastModule(dataclasses.asdict(cfg.model), dataclasses.asdict(spec))
-    trained = fit(module, data, cfg.trainer, paths.checkpoints_dir, [tracker.epoch_callback()])
+    resume = stop.last_ckpt.is_file()  # an unfinished run of this run_id (a finished one was refused)
+    if resume:
+        print(f"resuming run_id {paths.run_id} from {stop.last_ckpt}", flush=True)
+    trained = fit(module, data, cfg.trainer, paths.checkpoints_dir, [tracker.epoch_callback()], stop, resume)
     state = torch.load(trained.best_ckpt, map_location="cpu", weights_only=True)
     module.load_state_dict(state["state_dict"])
 
@@ -164,10 +170,11 @@ def _log_outputs(tracker: Tracker, paths: RunPaths, result: dict[str, Any] | Non
         for name, scores in result["baselines"].items():
             metrics.update({f"{name}/{k}": v for k, v in scores.items()})
         tracker.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+        serving.log_model(tracker, paths)  # the pyfunc model `model`: runs:/<id>/model
 
 
 # per-invocation settings, not properties of the experiment
-_NOT_PARAMS = {"stage", "overwrite", "data.processed", "trainer.enable_progress_bar"}
+_NOT_PARAMS = {"stage", "overwrite", "data.processed", "trainer.enable_progress_bar", "predict.output"}
 
 
 def run(
@@ -183,18 +190,26 @@ def run(
     """
     checked = checked or check(cfg)
     paths = checked.paths
-    uri = resolve_uri(cfg.tracking.uri)
-    tracker = Tracker(uri, cfg.tracking.experiment, paths.run_id, tags)
-    params = flatten(dataclasses.asdict(cfg))
-    tracker.claim(cfg.stage, cfg.overwrite, {k: str(v) for k, v in params.items() if k not in _NOT_PARAMS})
-    result = None
-    with tracked_run(tracker):
-        _write_config(cfg, overrides, paths)
-        if checked.raw is not None:
-            preprocess(cfg, paths, checked.raw)
-        if cfg.stage in ("all", "train"):
-            inputs = checked.processed or check_processed(cfg, paths, paths.processed_npz)
-            result = train(cfg, paths, tracker, inputs)
-        _log_outputs(tracker, paths, result)
-        tracker.mark_done(cfg.stage)
+    if cfg.stage == "predict":  # reads the trained run's local files; creates no MLflow run
+        written = serving.write_forecast(paths, cfg.data, cfg.predict.output)
+        print("\n".join(f"forecast:      {p}" for p in written), flush=True)
+        return RunResult(paths.run_id, "", cfg.tracking.uri, ui_command(cfg.tracking.uri), "", None)
+    stop = GracefulStop(paths.checkpoints_dir / "last.ckpt")
+    with interruptible(stop), run_lock(paths):
+        uri = resolve_uri(cfg.tracking.uri)
+        tracker = Tracker(uri, cfg.tracking.experiment, paths.run_id, tags)
+        params = flatten(dataclasses.asdict(cfg))
+        tracker.claim(cfg.stage, cfg.overwrite, {k: str(v) for k, v in params.items() if k not in _NOT_PARAMS})
+        if cfg.overwrite and cfg.stage in ("all", "train"):
+            shutil.rmtree(paths.checkpoints_dir, ignore_errors=True)  # never resume a replaced run
+        result = None
+        with tracked_run(tracker):
+            _write_config(cfg, overrides, paths)
+            if checked.raw is not None:
+                preprocess(cfg, paths, checked.raw)
+            if cfg.stage in ("all", "train"):
+                inputs = checked.processed or check_processed(cfg, paths, paths.processed_npz)
+                result = train(cfg, paths, tracker, inputs, stop)
+            _log_outputs(tracker, paths, result)
+            tracker.mark_done(cfg.stage)
     return RunResult(paths.run_id, tracker.mlflow_run_id, uri, ui_command(uri), tracker.ui_url, result)

@@ -1,14 +1,27 @@
-"""The only module that imports mlflow: one MLflow run per run_id, its params, metrics and files."""
+"""The only module that imports mlflow: one MLflow run per run_id, its params, metrics and files.
+
+Parallel jobs (``hydra/launcher=joblib``) share one store safely: a fresh sqlite store is created and
+migrated by one process under a file lock beside the database, store calls are retried while sqlite
+reports "database is locked", and the jobs of a sweep are nested under one parent run per sweep folder.
+"""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import os
+import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no cross-process lock, the retries remain
+    fcntl = None  # type: ignore[assignment]
 
 import pytorch_lightning as pl
 from mlflow import MlflowClient
@@ -21,7 +34,12 @@ RUN_ID_TAG = "splineforecast.run_id"
 STAGES_TAG = "splineforecast.stages_done"
 STAGE_PARTS = {"all": {"preprocess", "train"}, "preprocess": {"preprocess"}, "train": {"train"}}
 SWEEP_TAG = "splineforecast.sweep"
+SWEEP_PARENT_TAG = "splineforecast.sweep_parent"  # on a sweep's parent run: a hash of the sweep folder
+SWEEP_DIR_TAG = "splineforecast.sweep_dir"  # on a sweep's parent run: the sweep folder (jobs carry SWEEP_TAG)
+PARENT_RUN_TAG = "mlflow.parentRunId"  # the MLflow UI nests a run under this one
 _PARAM_LIMIT = 6000  # MLflow's longest param value
+_RETRIES = 10  # attempts of one store call while sqlite is locked (backoff 0.1 s doubling to 5 s: ~25 s)
+_T = TypeVar("_T")
 
 
 def resolve_uri(configured: str) -> str:
@@ -33,6 +51,77 @@ def resolve_uri(configured: str) -> str:
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     return uri
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    """The database file of a local sqlite URI (``sqlite:///rel.db``, ``sqlite:////abs.db``), else None."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+@contextmanager
+def _file_lock(path: Path | None) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created when missing); a no-op for None or off POSIX."""
+    if path is None or fcntl is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _store_lock(uri: str) -> Path | None:
+    """The lock file of a sqlite store (``mlflow.db.lock`` beside ``mlflow.db``), else None."""
+    db = _sqlite_path(uri)
+    return db.with_name(db.name + ".lock") if db is not None else None
+
+
+def _is_locked(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it wraps) is sqlite's "database is locked"."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if "database is locked" in str(seen) or "database table is locked" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _retry(call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """``call(*args, **kwargs)``, retried with jittered exponential backoff while sqlite is locked.
+
+    A locked sqlite write is rolled back, so repeating the call neither loses nor doubles a row.
+    """
+    delay = 0.1
+    for attempt in range(_RETRIES):
+        try:
+            return call(*args, **kwargs)
+        except Exception as exc:
+            if attempt == _RETRIES - 1 or not _is_locked(exc):
+                raise
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 5.0)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _RetryingClient:
+    """An ``MlflowClient`` whose every method goes through :func:`_retry`."""
+
+    def __init__(self, client: MlflowClient) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+        return functools.partial(_retry, attr)
 
 
 def _artifact_root(uri: str) -> str | None:
@@ -63,12 +152,16 @@ class Tracker:
         logging.getLogger("mlflow").setLevel(logging.WARNING)
         logging.getLogger("alembic").setLevel(logging.WARNING)
         self.uri, self.run_id, self.tags = uri, run_id, tags or {}
-        self.client = MlflowClient(tracking_uri=uri)
-        found = self.client.get_experiment_by_name(experiment)
-        self.experiment_id = (
-            found.experiment_id if found else self.client.create_experiment(experiment, _artifact_root(uri))
-        )
+        # one process at a time creates or migrates a sqlite store and creates the experiment:
+        # parallel jobs on a fresh store would otherwise race ("table already exists", "database is locked")
+        with _file_lock(_store_lock(uri)):
+            self.client = cast(MlflowClient, _RetryingClient(MlflowClient(tracking_uri=uri)))
+            found = self.client.get_experiment_by_name(experiment)
+            self.experiment_id = (
+                found.experiment_id if found else self.client.create_experiment(experiment, _artifact_root(uri))
+            )
         self.mlflow_run_id = ""
+        self.parent_run_id = ""  # the sweep's parent run, when this run is a job of a sweep
 
     def _existing(self) -> Run | None:
         runs = self.client.search_runs(
@@ -101,6 +194,9 @@ class Tracker:
             return
         if run is None:
             tags = {RUN_ID_TAG: self.run_id, **self.tags}
+            if self.tags.get(SWEEP_TAG):
+                self.parent_run_id = self._sweep_parent(self.tags[SWEEP_TAG])
+                tags[PARENT_RUN_TAG] = self.parent_run_id
             self.mlflow_run_id = self.client.create_run(self.experiment_id, run_name=self.run_id, tags=tags).info.run_id
             self.log_params(params)
             return
@@ -115,6 +211,30 @@ class Tracker:
         self.mlflow_run_id = run.info.run_id
         self.client.update_run(self.mlflow_run_id, status="RUNNING")
         self.log_params({k: v for k, v in params.items() if k not in run.data.params})
+
+    def _sweep_parent(self, sweep: str) -> str:
+        """The parent run of the sweep in folder ``sweep``: found by its key, or created once.
+
+        The lookup and creation happen under a file lock (beside a sqlite store, else in the sweep
+        folder), so parallel jobs of one sweep agree on a single parent.
+        """
+        key = hashlib.sha256(sweep.encode()).hexdigest()[:32]
+        lock = _store_lock(self.uri)
+        if lock is None and Path(sweep).is_dir():
+            lock = Path(sweep) / ".mlflow-parent.lock"
+        with _file_lock(lock):
+            found = self.client.search_runs(
+                [self.experiment_id],
+                filter_string=f"tags.`{SWEEP_PARENT_TAG}` = '{key}'",
+                max_results=1,
+                order_by=["attributes.start_time ASC"],
+            )
+            if found:
+                return found[0].info.run_id
+            name = "sweep-" + "-".join(Path(sweep).parts[-2:])
+            note = f"Hydra sweep `{sweep}`: its jobs are the runs nested under this one."
+            tags = {SWEEP_PARENT_TAG: key, SWEEP_DIR_TAG: sweep, "mlflow.note.content": note}
+            return self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
 
     def _adopt(self, mlflow_run_id: str, params: dict[str, str]) -> None:
         run = self.client.get_run(mlflow_run_id)
@@ -155,7 +275,10 @@ class Tracker:
             self.client.log_artifact(self.mlflow_run_id, str(local), artifact_path)
 
     def end(self, status: str = "FINISHED") -> None:
+        """End the run; a sweep's parent run ends with it (FINISHED, at the latest job's end)."""
         self.client.set_terminated(self.mlflow_run_id, status=status)
+        if self.parent_run_id:
+            self.client.set_terminated(self.parent_run_id, status="FINISHED")
 
     def epoch_callback(self) -> pl.Callback:
         return _EpochMetrics(self)

@@ -7,13 +7,14 @@ the part; their lookback may reach back into the part before (test windows read 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from splineforecast.data.splits import Split
 from splineforecast.errors import ContractError, ErrorCode
@@ -98,8 +99,29 @@ def _as_batch(batch: Any) -> Any:
     return batch
 
 
-def window_loader(dataset: WindowDataset, batch_size: int, shuffle: bool) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, collate_fn=_as_batch)
+class EpochShuffle(Sampler[int]):
+    """A permutation that depends only on (seed, epoch): a resumed run sees the batches a straight run would.
+
+    Lightning calls ``set_epoch`` at the start of every epoch.
+    """
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def window_loader(dataset: WindowDataset, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
+    sampler = EpochShuffle(len(dataset), seed) if shuffle else None
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=_as_batch)
 
 
 class WindowDataModule(pl.LightningDataModule):
@@ -113,9 +135,10 @@ class WindowDataModule(pl.LightningDataModule):
         spec: DataSpec,
         stride: int,
         batch_size: int,
+        seed: int = 0,
     ) -> None:
         super().__init__()
-        self.spec, self.batch_size = spec, batch_size
+        self.spec, self.batch_size, self.seed = spec, batch_size, seed
         self.datasets: dict[str, WindowDataset] = {}
         self.n_dropped: dict[str, int] = {}
         for name, part in split.parts().items():
@@ -134,7 +157,7 @@ class WindowDataModule(pl.LightningDataModule):
             self.n_dropped[name] = dropped
 
     def train_dataloader(self) -> DataLoader:
-        return window_loader(self.datasets["train"], self.batch_size, shuffle=True)
+        return window_loader(self.datasets["train"], self.batch_size, shuffle=True, seed=self.seed)
 
     def val_dataloader(self) -> DataLoader:
         return window_loader(self.datasets["val"], self.batch_size, shuffle=False)

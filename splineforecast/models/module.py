@@ -7,6 +7,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from splineforecast.errors import ContractError, ErrorCode
 from splineforecast.models.factory import build_network
 from splineforecast.windows import DataSpec
 
@@ -37,6 +38,15 @@ class ForecastModule(pl.LightningModule):
     def _step(self, batch: tuple[torch.Tensor, ...], stage: str) -> torch.Tensor:
         x, y, mask = batch
         loss = masked_mse(self(x), y, mask)
+        if not torch.isfinite(loss):
+            # stop before the optimizer or a checkpoint can take non-finite weights
+            raise ContractError(
+                ErrorCode.RUNNER_EXEC_ERROR,
+                f"{stage} loss became {loss.item()} at epoch {self.current_epoch}, step {self.global_step}; "
+                "lower model.lr, keep trainer.gradient_clip_val, or check the data. best.ckpt keeps the last "
+                "finite best weights",
+                "FloatingPointError",
+            )
         self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x))
         return loss
 

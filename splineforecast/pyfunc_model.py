@@ -1,0 +1,44 @@
+"""The MLflow pyfunc model of a run, logged as code ("models from code"): nothing is pickled.
+
+MLflow runs this file when the model loads; ``set_model`` names the model object, and
+``load_context`` rebuilds it from the logged artifacts: the preprocessor (JSON), the best
+checkpoint (``torch.load(weights_only=True)``) and ``serving.json`` (window lengths, time column).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from mlflow.models import set_model
+from mlflow.pyfunc import PythonModel, PythonModelContext
+
+from splineforecast import artifacts
+from splineforecast.errors import ContractError, ErrorCode
+from splineforecast.serving import SETTINGS_FORMAT, Forecaster, load_forecaster
+
+
+class SplineForecastModel(PythonModel):
+    """``predict(history)`` -> the forecast after it (see :func:`splineforecast.serving.forecast`)."""
+
+    forecaster: Forecaster
+
+    def load_context(self, context: PythonModelContext) -> None:
+        settings = artifacts.read_json(Path(context.artifacts["settings"]))
+        if settings.get("format") != SETTINGS_FORMAT:
+            raise ContractError(
+                ErrorCode.ARTIFACT_CONTRACT_ERROR,
+                f"serving settings format is {settings.get('format')!r}, expected {SETTINGS_FORMAT!r}",
+            )
+        self.forecaster = load_forecaster(
+            Path(context.artifacts["preprocessor"]), Path(context.artifacts["checkpoint"]), settings
+        )
+
+    def predict(
+        self, context: PythonModelContext, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        return self.forecaster.predict(model_input)
+
+
+set_model(SplineForecastModel())
