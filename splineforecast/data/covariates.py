@@ -114,14 +114,15 @@ def check_spec(spec: Any, dynamic: list[str], static: list[str], available: list
 def declared_covariates(
     dynamic: list[str], static: list[str], types: dict[str, str], spec_types: dict[str, str] | None
 ) -> list[Covariate]:
-    """The declared covariates with their types (spec first, then ``covariate.types``, else numeric)."""
+    """The declared covariates with their types (spec first, then ``types`` from covariate.categorical
+    and covariate.boolean, else numeric)."""
     out = []
     for role, names in (("dynamic", dynamic), ("static", static)):
         for name in names:
             kind = (spec_types or {}).get(name) or types.get(name, "numeric")
             if kind not in TYPES:
                 raise ContractError(
-                    ErrorCode.CONFIG_ERROR, f"covariate.types.{name} ({kind}) must be one of {list(TYPES)}"
+                    ErrorCode.CONFIG_ERROR, f"covariate `{name}` has type {kind!r}; it must be one of {list(TYPES)}"
                 )
             out.append(Covariate(name, role, kind))
     return out
@@ -130,7 +131,7 @@ def declared_covariates(
 def _as_boolean(column: pd.Series) -> np.ndarray:
     out = np.full(len(column), np.nan)
     for i, value in enumerate(column.to_numpy()):
-        if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        if pd.isna(value):
             continue
         token = str(value).strip().lower()
         if token in _TRUE:
