@@ -87,11 +87,12 @@ def _print_summary(result: Any) -> None:
         for name, scores in rows.items():
             lines.append(f"{name:<16}" + "".join(f"{scores[m]:>10.4g}" for m in SUMMARY_METRICS))
         lines.append("")
-    lines += [
-        f"run_id:        {result.run_id}",
-        f"MLflow run id: {result.mlflow_run_id}",
-        f"MLflow UI:     {result.ui_command}   then open {result.ui_url}",
-    ]
+    lines.append(f"run_id:        {result.run_id}")
+    if result.mlflow_run_id:  # stage=predict records no MLflow run
+        lines += [
+            f"MLflow run id: {result.mlflow_run_id}",
+            f"MLflow UI:     {result.ui_command}   then open {result.ui_url}",
+        ]
     print("\n".join(lines), flush=True)
 
 

@@ -144,6 +144,7 @@ def forecast(
             f"({stamps[0]} .. {stamps[-1]}): a gap longer than spline.max_gap "
             f"({preprocessor.spline['max_gap']}) is not filled; supply those observations",
         )
+    net.eval()  # dropout off: the same history gives the same forecast
     with torch.no_grad():
         out = net(torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32))[None])  # (1, horizon, n_targets)
     if tuple(out.shape[1:]) != (horizon, 1):

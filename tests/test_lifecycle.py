@@ -150,10 +150,10 @@ def test_a_changed_config_does_not_resume(tmp_path: Path) -> None:
 
 
 def test_a_run_id_held_by_a_live_process_is_refused(tmp_path: Path) -> None:
-    proc = _start(tmp_path, "held")
+    proc = _start(tmp_path, "held", "trainer.max_epochs=10000")  # still training when the second one starts
     try:
         _wait_for_epoch(proc, _last(tmp_path, "held"), 0)
-        second = _run(tmp_path, "held")
+        second = _run(tmp_path, "held", "trainer.max_epochs=10000")
         assert second.returncode == 29, second.stderr
         assert "in use by process" in _payload(second.stderr)["error"]["message"]
     finally:
