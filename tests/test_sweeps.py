@@ -1,0 +1,196 @@
+"""Sweeps that lose nothing: parallel joblib jobs on one fresh sqlite store, and an Optuna search.
+
+Every job of a sweep must be its own FINISHED MLflow run, tagged with its sweep and nested under one
+parent run per sweep; a failed job's exit code must reach the sweep's exit code even when the job ran
+in a joblib worker process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+
+from splineforecast import tracking
+from splineforecast.tracking import PARENT_RUN_TAG, SWEEP_DIR_TAG, SWEEP_PARENT_TAG, SWEEP_TAG
+
+JOBLIB = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+
+
+def _sweep(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m splineforecast -m ARGS`` in ``root`` with its store and artifacts under ``root``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID")}
+    store = [f"tracking.uri=sqlite:///{root}/mlruns/mlflow.db", f"paths.artifacts={root}/artifacts"]
+    return subprocess.run(
+        [sys.executable, "-m", "splineforecast", "-m", *args, *store],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _client(root: Path) -> tuple[mlflow.MlflowClient, str]:
+    client = mlflow.MlflowClient(f"sqlite:///{root}/mlruns/mlflow.db")
+    experiment = client.get_experiment_by_name("splineforecast")
+    assert experiment is not None
+    return client, experiment.experiment_id
+
+
+def _jobs(root: Path, sweep_dir: Path) -> list[mlflow.entities.Run]:
+    client, experiment_id = _client(root)
+    return client.search_runs([experiment_id], filter_string=f"tags.`{SWEEP_TAG}` = '{sweep_dir}'")
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder for the module; its store does not exist until the first sweep creates it."""
+    return tmp_path_factory.mktemp("sweeps")
+
+
+@pytest.mark.slow
+def test_parallel_joblib_sweep_on_a_fresh_store_records_every_job(root: Path) -> None:
+    assert not (root / "mlruns").exists()  # the parallel jobs race to create and migrate it
+    sweep_dir = root / "multirun" / "grid"
+    grid = ["model=lstm,gru", "data.lookback=8,16", "data=tiny", "trainer=smoke"]
+    done = _sweep(root, *grid, *JOBLIB, f"hydra.sweep.dir={sweep_dir}")
+
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "database is locked" not in done.stderr
+    assert "already exists" not in done.stderr
+    assert '"ok": false' not in done.stderr
+    assert done.stdout.count("MLflow run id:") == 4
+
+    runs = _jobs(root, sweep_dir)
+    assert len(runs) == 4
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert sorted(r.data.tags["splineforecast.job"] for r in runs) == ["0", "1", "2", "3"]
+    combos = {(r.data.params["model.name"], r.data.params["data.lookback"]) for r in runs}
+    assert combos == {("lstm", "8"), ("lstm", "16"), ("gru", "8"), ("gru", "16")}
+    assert len({r.data.tags[tracking.RUN_ID_TAG] for r in runs}) == 4
+    for run in runs:
+        assert {"mae", "rmse", "val/loss", "naive/mae"} <= set(run.data.metrics)
+
+    # one parent run for the sweep, holding all four jobs
+    parents = {r.data.tags.get(PARENT_RUN_TAG, "") for r in runs}
+    assert len(parents) == 1 and "" not in parents
+    client, experiment_id = _client(root)
+    parent = client.get_run(parents.pop())
+    assert parent.data.tags[SWEEP_DIR_TAG] == str(sweep_dir)
+    assert SWEEP_PARENT_TAG in parent.data.tags and SWEEP_TAG not in parent.data.tags
+    assert parent.info.status == "FINISHED"
+    assert parent.info.end_time >= max(r.info.end_time for r in runs)
+    everything = client.search_runs([experiment_id])
+    assert len(everything) == 5  # the four jobs and their parent, nothing twice
+
+
+@pytest.mark.slow
+def test_optuna_search_runs_its_trials_and_writes_the_best(root: Path) -> None:
+    sweep_dir = root / "multirun" / "optuna"
+    done = _sweep(
+        root,
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=2",
+        "data=tiny",
+        "trainer=smoke",
+        f"hydra.sweep.dir={sweep_dir}",
+    )
+
+    assert done.returncode == 0, done.stderr[-4000:]
+    runs = _jobs(root, sweep_dir)
+    assert len(runs) == 2
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert len({r.data.tags[PARENT_RUN_TAG] for r in runs}) == 1
+
+    results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    assert results["name"] == "optuna"
+    space = {"model.hidden_size", "model.num_layers", "model.lr", "model.dropout"}
+    assert set(results["best_params"]) == space
+    # the objective is the trial's best val/loss: the best trial's run holds that value
+    client, _ = _client(root)
+    best_val = [min(m.value for m in client.get_metric_history(r.info.run_id, "val/loss")) for r in runs]
+    assert results["best_value"] == pytest.approx(min(best_val), rel=1e-6)
+    best_run = runs[best_val.index(min(best_val))]
+    assert best_run.data.params["model.hidden_size"] == str(results["best_params"]["model.hidden_size"])
+    assert best_run.data.params["model.num_layers"] == str(results["best_params"]["model.num_layers"])
+
+
+def test_failed_joblib_jobs_reach_the_exit_code(tmp_path: Path) -> None:
+    """Jobs in worker processes fail before training; the sweep exits with job 0's code, not 0."""
+    missing = tmp_path / "missing.csv"
+    sweep_dir = tmp_path / "multirun"
+    # job 0: a negative learning rate (25, CONFIG_ERROR); job 1: a data file that is not there (21)
+    done = _sweep(tmp_path, "model.lr=-1,0.001", f"data.path={missing}", *JOBLIB, f"hydra.sweep.dir={sweep_dir}")
+
+    payloads = [json.loads(line) for line in done.stderr.splitlines() if line.startswith('{"ok": false')]
+    assert sorted(p["exit_code"] for p in payloads) == [21, 25], done.stderr[-3000:]
+    assert done.returncode == 25
+
+
+def test_store_calls_retry_while_sqlite_is_locked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tracking.time, "sleep", lambda _: None)
+    calls: list[int] = []
+
+    def flaky(value: int) -> int:
+        calls.append(value)
+        if len(calls) < 3:
+            try:
+                raise sqlite3.OperationalError("database is locked")
+            except sqlite3.OperationalError as exc:  # wrapped, as SQLAlchemy and MLflow wrap it
+                raise RuntimeError("(sqlite3.OperationalError) store call failed") from exc
+        return value * 2
+
+    assert tracking._retry(flaky, 21) == 42
+    assert calls == [21, 21, 21]
+
+    def broken() -> None:
+        calls.append(0)
+        raise ValueError("no such table: experiments")
+
+    calls.clear()
+    with pytest.raises(ValueError):
+        tracking._retry(broken)
+    assert calls == [0]  # anything but a lock fails at once
+
+    def always_locked() -> None:
+        calls.append(1)
+        raise sqlite3.OperationalError("database is locked")
+
+    calls.clear()
+    with pytest.raises(sqlite3.OperationalError):
+        tracking._retry(always_locked)
+    assert len(calls) == tracking._RETRIES
+
+
+def test_store_lock_serialises_holders(tmp_path: Path) -> None:
+    """The lock beside a sqlite store admits one holder at a time, across threads as across processes."""
+    lock = tracking._store_lock(f"sqlite:///{tmp_path}/deep/mlflow.db")
+    assert lock == tmp_path / "deep" / "mlflow.db.lock"
+    assert tracking._store_lock("http://127.0.0.1:5000") is None
+    assert tracking._store_lock("sqlite:///:memory:") is None
+    inside: list[int] = []
+    overlaps: list[int] = []
+
+    def hold() -> None:
+        with tracking._file_lock(lock):
+            inside.append(1)
+            if len(inside) > 1:
+                overlaps.append(1)
+            threading.Event().wait(0.05)
+            inside.pop()
+
+    threads = [threading.Thread(target=hold) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not overlaps
