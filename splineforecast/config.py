@@ -82,6 +82,8 @@ class TrainerConfig:
     max_epochs: int = 40
     accelerator: str = "cpu"
     devices: int = 1
+    strategy: str = "auto"  # Lightning strategy: auto | ddp_spawn | ddp | ...
+    num_nodes: int = 1
     patience: int = 8  # early stopping on val/loss
     gradient_clip_val: float = 1.0
     limit_train_batches: float = 1.0

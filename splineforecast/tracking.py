@@ -118,6 +118,8 @@ class _RetryingClient:
         self._client = client
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "_client":  # copying or unpickling (DDP spawn) a bare instance
+            raise AttributeError(name)
         attr = getattr(self._client, name)
         if not callable(attr):
             return attr
@@ -305,6 +307,8 @@ class _EpochMetrics(pl.Callback):
         self.tracker = tracker
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:  # DDP: one MLflow writer
+            return
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k in ("train/loss", "val/loss")}
         if metrics:
             self.tracker.log_metrics(metrics, step=trainer.current_epoch)

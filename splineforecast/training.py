@@ -130,6 +130,8 @@ def build_trainer(cfg: TrainerConfig, checkpoint_dir: Path, callbacks: list[Call
         max_epochs=cfg.max_epochs,
         accelerator=cfg.accelerator,
         devices=cfg.devices,
+        strategy=cfg.strategy,
+        num_nodes=cfg.num_nodes,
         gradient_clip_val=cfg.gradient_clip_val,
         limit_train_batches=_batches(cfg.limit_train_batches),
         limit_val_batches=_batches(cfg.limit_val_batches),
@@ -170,12 +172,10 @@ def fit(
         raise Interrupted(stop.signum or signal.SIGTERM) from exc
     finally:
         stop.active = False
-    checkpoint = trainer.checkpoint_callback
-    assert isinstance(checkpoint, ModelCheckpoint)
-    best = float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else float("nan")
+    # read the outcome from last.ckpt: with ddp_spawn the training happened in other processes
+    state = torch.load(last, map_location="cpu", weights_only=True)
+    scores = [v["best_model_score"] for k, v in state["callbacks"].items() if k.startswith("ModelCheckpoint")]
+    best = float(scores[0]) if scores and scores[0] is not None else float("nan")
     return TrainResult(
-        best_ckpt=checkpoint_dir / "best.ckpt",
-        last_ckpt=checkpoint_dir / "last.ckpt",
-        epochs=trainer.current_epoch,
-        best_val_loss=best,
+        best_ckpt=checkpoint_dir / "best.ckpt", last_ckpt=last, epochs=int(state["epoch"]) + 1, best_val_loss=best
     )

@@ -1,0 +1,37 @@
+"""trainer=ddp: Lightning DDP with two CPU processes (gloo); one MLflow run, written by rank zero."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+
+@pytest.mark.slow
+def test_ddp_on_two_cpu_processes_logs_one_run_from_rank_zero(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID")}
+    uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
+    args = ["data=tiny", "trainer=ddp", "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "run_id=ddp"]
+    done = subprocess.run(
+        [sys.executable, "-m", "splineforecast", *args, f"tracking.uri={uri}", f"paths.artifacts={tmp_path}/a"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("splineforecast").experiment_id])
+    assert run.info.status == "FINISHED" and run.info.run_name == "ddp"
+    assert run.data.params["trainer.strategy"] == "ddp_spawn" and run.data.params["trainer.devices"] == "2"
+    # one writer: each epoch's val/loss once, not once per process
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val/loss")] == [0, 1]
+    result = json.loads((tmp_path / "a" / "metrics" / "ddp" / "metrics.json").read_text())
+    assert result["training"]["epochs"] == 2 and result["training"]["best_val_loss"] > 0
+    assert (tmp_path / "a" / "checkpoints" / "ddp" / "best.ckpt").is_file()
