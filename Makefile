@@ -1,6 +1,6 @@
 PY ?= .venv/bin/python
 
-.PHONY: install lint test run smoke
+.PHONY: install lint test test-all run smoke
 
 install:
 	python3 -m venv .venv && .venv/bin/pip install torch==2.13.0 && .venv/bin/pip install -e ".[dev]"
@@ -12,6 +12,9 @@ lint:
 
 test:
 	$(PY) -m pytest
+
+test-all:
+	$(PY) -m pytest -m "slow or not slow"
 
 run:
 	$(PY) -m splineforecast

@@ -63,7 +63,6 @@ def finished(isolated_module: tuple[Path, list[str]], compose: Compose) -> dict[
     return {"root": root, "cfg": cfg, "result": result, "paths": RunPaths(root / "artifacts", RUN_ID)}
 
 
-@pytest.mark.slow
 def test_local_artifacts_exist(finished: dict[str, Any]) -> None:
     paths: RunPaths = finished["paths"]
     for path in (
@@ -82,7 +81,6 @@ def test_local_artifacts_exist(finished: dict[str, Any]) -> None:
     assert str(paths.root).startswith(str(finished["root"]))
 
 
-@pytest.mark.slow
 def test_mlflow_run_holds_every_artifact(finished: dict[str, Any]) -> None:
     result = finished["result"]
     assert result.tracking_uri == f"sqlite:///{finished['root']}/mlruns/mlflow.db"
@@ -90,7 +88,6 @@ def test_mlflow_run_holds_every_artifact(finished: dict[str, Any]) -> None:
     assert MLFLOW_FILES <= _list_all(client, result.mlflow_run_id)
 
 
-@pytest.mark.slow
 def test_mlflow_run_name_tag_status_params_and_metrics(finished: dict[str, Any]) -> None:
     result = finished["result"]
     assert result.run_id == RUN_ID
@@ -106,7 +103,6 @@ def test_mlflow_run_name_tag_status_params_and_metrics(finished: dict[str, Any])
     assert run.data.metrics["naive/mae"] == pytest.approx(result.result["baselines"]["naive"]["mae"])
 
 
-@pytest.mark.slow
 def test_metrics_json(finished: dict[str, Any]) -> None:
     paths: RunPaths = finished["paths"]
     metrics = json.loads(paths.metrics_json.read_text(encoding="utf-8"))
@@ -123,7 +119,6 @@ def test_metrics_json(finished: dict[str, Any]) -> None:
     assert RUN_ID in report and "seasonal_naive" in report
 
 
-@pytest.mark.slow
 def test_checkpoints_load_without_pickle(finished: dict[str, Any]) -> None:
     paths: RunPaths = finished["paths"]
     cfg: Config = finished["cfg"]
@@ -136,7 +131,6 @@ def test_checkpoints_load_without_pickle(finished: dict[str, Any]) -> None:
         assert module(x).shape == (2, cfg.data.horizon, 1)
 
 
-@pytest.mark.slow
 def test_processed_artifacts(finished: dict[str, Any]) -> None:
     paths: RunPaths = finished["paths"]
     with np.load(paths.processed_npz, allow_pickle=False) as npz:
@@ -163,7 +157,6 @@ def test_processed_artifacts(finished: dict[str, Any]) -> None:
     assert abs(train.mean()) < 1e-4 and train.std() == pytest.approx(1.0, abs=1e-3)  # scaled on train
 
 
-@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Checkpoint directory .* exists and is not empty")
 def test_rerun_of_a_finished_run_conflicts_unless_overwrite(isolated: list[str], compose: Compose) -> None:
     overrides = _overrides(isolated, "again")
