@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
@@ -77,3 +80,20 @@ def isolated_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
     root = tmp_path_factory.mktemp("run")
     with pytest.MonkeyPatch.context() as mp:
         yield root, _isolate(mp, root)
+
+
+Cli = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    """``cli(*overrides)`` runs ``python -m splineforecast`` in ``tmp_path`` with its tracking store
+    (``sqlite:///<tmp_path>/mlruns/mlflow.db``) and artifacts (``<tmp_path>/a``) there."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID")}
+    store = [f"tracking.uri=sqlite:///{tmp_path}/mlruns/mlflow.db", f"paths.artifacts={tmp_path}/a"]
+
+    def run(*overrides: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "splineforecast", *overrides, *store]
+        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
+
+    return run

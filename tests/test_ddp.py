@@ -3,30 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mlflow import MlflowClient
 
 
 @pytest.mark.slow
-def test_ddp_on_two_cpu_processes_logs_one_run_from_rank_zero(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID")}
-    uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
-    args = ["data=tiny", "trainer=ddp", "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "run_id=ddp"]
-    done = subprocess.run(
-        [sys.executable, "-m", "splineforecast", *args, f"tracking.uri={uri}", f"paths.artifacts={tmp_path}/a"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def test_ddp_on_two_cpu_processes_logs_one_run_from_rank_zero(tmp_path: Path, cli: Callable[..., Any]) -> None:
+    done = cli("data=tiny", "trainer=ddp", "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "run_id=ddp")
     assert done.returncode == 0, done.stderr[-3000:]
-    client = MlflowClient(uri)
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
     (run,) = client.search_runs([client.get_experiment_by_name("splineforecast").experiment_id])
     assert run.info.status == "FINISHED" and run.info.run_name == "ddp"
     assert run.data.params["trainer.strategy"] == "ddp_spawn" and run.data.params["trainer.devices"] == "2"
