@@ -1,0 +1,116 @@
+"""Runs for the API: their status and metrics from the tracking store, their files from the artifact root.
+
+Every path is built from a run_id that passed :func:`splineforecast.artifacts.check_run_id` and is
+checked to stay under the artifact root.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from splineforecast.artifacts import RunPaths, check_run_id
+
+_MAX_ARTIFACTS = 500
+
+
+def under_root(root: Path, path: Path) -> Path:
+    """``path`` resolved, if it lies under ``root``; else ValueError (no path escapes the root)."""
+    resolved, base = path.resolve(), root.resolve()
+    if not resolved.is_relative_to(base):
+        raise ValueError("path outside the artifact root")
+    return resolved
+
+
+class RunStore:
+    """Reads runs from an MLflow store (through ``splineforecast.tracking``) and the local artifact root."""
+
+    def __init__(self, tracking_uri: str, experiment: str, artifact_root: Path) -> None:
+        self.uri, self.experiment, self.root = tracking_uri, experiment, artifact_root
+
+    def _client(self) -> Any:
+        from splineforecast import tracking  # mlflow loads on first use, not at server start
+
+        return tracking.MlflowClient(tracking_uri=self.uri)
+
+    def _experiment_id(self, client: Any) -> str | None:
+        found = client.get_experiment_by_name(self.experiment)
+        return None if found is None else str(found.experiment_id)
+
+    @staticmethod
+    def _summary(run: Any) -> dict[str, Any]:
+        from splineforecast.tracking import RUN_ID_TAG
+
+        return {
+            "run_id": run.data.tags.get(RUN_ID_TAG),
+            "mlflow_run_id": run.info.run_id,
+            "status": run.info.status,
+            "start_time": run.info.start_time,
+            "end_time": run.info.end_time,
+            "metrics": dict(run.data.metrics),
+        }
+
+    def list_runs(self, limit: int = 100) -> list[dict[str, Any]]:
+        from splineforecast.tracking import RUN_ID_TAG
+
+        client = self._client()
+        experiment_id = self._experiment_id(client)
+        if experiment_id is None:
+            return []
+        runs = client.search_runs([experiment_id], max_results=limit, order_by=["attributes.start_time DESC"])
+        return [self._summary(r) for r in runs if RUN_ID_TAG in r.data.tags]
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        """A run's params, metrics, artifact list and report; None when no run has that run_id."""
+        from splineforecast.tracking import RUN_ID_TAG
+
+        check_run_id(run_id)  # a safe name holds no quote, so it cannot change the filter below
+        client = self._client()
+        experiment_id = self._experiment_id(client)
+        if experiment_id is None:
+            return None
+        found = client.search_runs([experiment_id], filter_string=f"tags.`{RUN_ID_TAG}` = '{run_id}'", max_results=1)
+        if not found:
+            return None
+        run = found[0]
+        return {
+            **self._summary(run),
+            "params": dict(run.data.params),
+            "artifacts": self._artifacts(client, run.info.run_id),
+            "report": self.report(run_id),
+        }
+
+    @staticmethod
+    def _artifacts(client: Any, mlflow_run_id: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        folders: list[str | None] = [None]
+        while folders and len(out) < _MAX_ARTIFACTS:
+            for info in client.list_artifacts(mlflow_run_id, folders.pop()):
+                if info.is_dir:
+                    folders.append(info.path)
+                else:
+                    out.append({"path": info.path, "size": info.file_size})
+        return sorted(out, key=lambda a: str(a["path"]))[:_MAX_ARTIFACTS]
+
+    def paths(self, run_id: str) -> RunPaths:
+        return RunPaths(self.root, check_run_id(run_id))
+
+    def report(self, run_id: str) -> str | None:
+        path = under_root(self.root, self.paths(run_id).report_dir / "report.md")
+        return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
+
+    def time_column(self, run_id: str) -> tuple[str, str | None]:
+        """The run's time column and format, from its saved config (``date`` and ISO 8601 by default)."""
+        import yaml
+
+        path = under_root(self.root, self.paths(run_id).config_dir / "config.yaml")
+        data: dict[str, Any] = {}
+        if path.is_file():
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            data = loaded.get("data", {}) if isinstance(loaded, dict) else {}
+        return str(data.get("time_column") or "date"), data.get("time_format")
+
+    def trained(self, run_id: str) -> bool:
+        paths = self.paths(run_id)
+        ckpt = under_root(self.root, paths.checkpoints_dir / "best.ckpt")
+        return ckpt.is_file() and under_root(self.root, paths.preprocessor_json).is_file()
