@@ -6,8 +6,8 @@ install:
 	python3 -m venv .venv && .venv/bin/pip install torch==2.13.0 && .venv/bin/pip install -e ".[dev]"
 
 lint:
-	$(PY) -m ruff check splineforecast tests
-	$(PY) -m ruff format --check splineforecast tests
+	$(PY) -m ruff check splineforecast tests benchmarks
+	$(PY) -m ruff format --check splineforecast tests benchmarks
 	$(PY) -m mypy
 
 test:

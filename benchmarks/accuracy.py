@@ -1,0 +1,249 @@
+"""Accuracy on the ETTh protocol: LSTM and GRU, S and MS, horizons 24 and 96, beside naive baselines.
+
+    python benchmarks/accuracy.py --data /path/to/ETTh1.csv [--seeds 3] [--norm last] [--no-skip] [--quick]
+
+S forecasts OT from its own history; MS adds the six load columns as dynamic covariates. Every piece is
+the package's own: Split, Preprocessor (train-only scaling), WindowDataModule, ForecastModule, the
+Trainer of splineforecast.training.build_trainer (best checkpoint scored, as a run does), and
+splineforecast.evaluation for baselines and metrics. MSE/MAE are in the scaled space (the usual ETTh
+convention); MAE/RMSE/MASE in original units (MASE over the train part's seasonal-naive MAE, season 24).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import _common as common
+import numpy as np
+
+MODELS = ("lstm", "gru")
+SETTINGS = ("S", "MS")
+HORIZONS = (24, 96)
+SEASON = 24
+METRIC_KEYS = ("mse_scaled", "mae_scaled", "mae", "rmse", "mase")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = common.base_parser(__doc__.splitlines()[0], "accuracy")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per model (default 3; 1 with --quick)")
+    p.add_argument("--models", default=",".join(MODELS), help="comma list of lstm,gru")
+    p.add_argument("--settings", default=",".join(SETTINGS), help="comma list of S,MS")
+    p.add_argument("--horizons", default=",".join(map(str, HORIZONS)), help="comma list (default 24,96)")
+    p.add_argument("--norm", choices=("last", "mean", "none"), default="last", help="window normalisation")
+    p.add_argument("--skip", action=argparse.BooleanOptionalAction, default=True, help="the linear skip path")
+    p.add_argument("--lookback", type=int, default=96)
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--quick", action="store_true", help="smoke run: 1 epoch of 10 batches, 1 seed")
+    args = p.parse_args(argv)
+    args.models = [m.strip().lower() for m in args.models.split(",") if m.strip()]
+    args.settings = [s.strip().upper() for s in args.settings.split(",") if s.strip()]
+    args.horizons = [int(h) for h in args.horizons.split(",") if h.strip()]
+    if set(args.models) - set(MODELS) or set(args.settings) - set(SETTINGS):
+        p.error(f"--models from {MODELS}, --settings from {SETTINGS}")
+    if args.quick:
+        args.epochs, args.seeds = 1, 1 if args.seeds == 3 else args.seeds
+    return args
+
+
+def prepare(frame: Any, split: Any, setting: str) -> tuple[Any, np.ndarray, np.ndarray]:
+    """Fit the Preprocessor on train and transform; returns it, the scaled values and the observed mask."""
+    from splineforecast.data.preprocess import Preprocessor
+
+    covariates = [{"name": c, "role": "dynamic", "type": "numeric"} for c in common.LOADS] if setting == "MS" else []
+    columns = [common.TARGET, *common.LOADS]
+    pre = Preprocessor(common.TARGET, covariates, common.SPLINE, "h", "benchmark")
+    out = pre.fit(frame[columns], split).transform(frame[columns], split)
+    return pre, out.values, out.observed_mask
+
+
+def train_one(
+    values: np.ndarray, mask: np.ndarray, split: Any, args: argparse.Namespace, model: str, horizon: int, seed: int
+) -> tuple[np.ndarray, Any, dict[str, Any]]:
+    """Train one model; returns its scaled test forecast (n, horizon), the test dataset, and training facts."""
+    import dataclasses
+
+    import pytorch_lightning as pl
+    import torch
+
+    from splineforecast.config import ModelConfig, TrainerConfig
+    from splineforecast.evaluation import predict
+    from splineforecast.models.module import ForecastModule
+    from splineforecast.training import build_trainer
+    from splineforecast.windows import DataSpec, WindowDataModule
+
+    spec = DataSpec(values.shape[1], args.lookback, horizon, (0,))
+    data = WindowDataModule(values, mask, split, spec, 1, args.batch_size, seed)
+    model_cfg = ModelConfig(name=model, hidden_size=args.hidden, num_layers=args.layers, norm=args.norm, skip=args.skip)
+    trainer_cfg = TrainerConfig(
+        max_epochs=args.epochs,
+        patience=max(args.epochs, 8),
+        enable_progress_bar=False,
+        limit_train_batches=10 if args.quick else 1.0,
+        limit_val_batches=5 if args.quick else 1.0,
+    )
+    pl.seed_everything(seed, workers=True, verbose=False)
+    module = ForecastModule(dataclasses.asdict(model_cfg), dataclasses.asdict(spec))
+    with tempfile.TemporaryDirectory(prefix="bench-ckpt-") as tmp:
+        trainer = build_trainer(trainer_cfg, Path(tmp), [])
+        t0 = time.perf_counter()
+        trainer.fit(module, datamodule=data)
+        seconds = time.perf_counter() - t0
+        state = torch.load(Path(tmp) / "best.ckpt", map_location="cpu", weights_only=True)
+    module.load_state_dict(state["state_dict"])
+    test = data.datasets["test"]
+    forecast = predict(module.net, test)[:, :, 0].astype(np.float64)
+    facts = {
+        "epochs": trainer.current_epoch,
+        "train_seconds": seconds,
+        "windows": {k: len(v) for k, v in data.datasets.items()},
+    }
+    return forecast, test, facts
+
+
+def scores(forecast_scaled: np.ndarray, ctx: dict[str, Any]) -> dict[str, float]:
+    """Scaled MSE/MAE and original-unit MAE/RMSE/MASE of one (n, horizon) scaled forecast."""
+    from splineforecast.evaluation import score
+
+    points = ctx["points"]
+    scaled = score(ctx["truth_scaled"][points], forecast_scaled[points], ctx["unit_scale"])
+    original = score(ctx["truth"][points], ctx["pre"].inverse_target(forecast_scaled)[points], ctx["scale"])
+    return {
+        "mse_scaled": scaled["mse"],
+        "mae_scaled": scaled["mae"],
+        "mae": original["mae"],
+        "rmse": original["rmse"],
+        "mase": original["mase"],
+    }
+
+
+def context(
+    pre: Any,
+    values: np.ndarray,
+    mask: np.ndarray,
+    frame: Any,
+    split: Any,
+    starts: np.ndarray,
+    lookback: int,
+    horizon: int,
+) -> dict[str, Any]:
+    """Truth in both spaces, the scored points and the MASE scale, shared by the model and the baselines."""
+    from splineforecast.evaluation import Scale, train_scale, truth
+
+    series_scaled = values[:, 0].astype(np.float64)
+    raw = pre.raw_target(frame, split)
+    observed = mask[:, 0]
+    truth_scaled, seen = truth(series_scaled, observed, starts, lookback, horizon)
+    truth_raw, _ = truth(raw, observed, starts, lookback, horizon)
+    a, b = split.train
+    return {
+        "pre": pre,
+        "series_scaled": series_scaled,
+        "truth_scaled": truth_scaled,
+        "truth": truth_raw,
+        "points": seen,
+        "scale": train_scale(raw[a:b], observed[a:b], SEASON),
+        "unit_scale": Scale(mase=1.0, mape_eps=1.0),
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from splineforecast.evaluation import baseline_forecasts
+
+    split = common.make_split(args.split)
+    frame = common.read_etth(args.data, split.n_rows)
+    rows: list[dict[str, Any]] = []
+    for setting in args.settings:
+        pre, values, mask = prepare(frame, split, setting)
+        for horizon in args.horizons:
+            ctx: dict[str, Any] | None = None
+            for model in args.models:
+                for seed in range(args.seeds):
+                    forecast, test, facts = train_one(values, mask, split, args, model, horizon, seed)
+                    if ctx is None:
+                        starts = test.starts.numpy()
+                        ctx = context(pre, values, mask, frame, split, starts, args.lookback, horizon)
+                        base = baseline_forecasts(ctx["series_scaled"], starts, args.lookback, horizon, SEASON)
+                        for name, pred in base.items():
+                            ok = bool(np.isfinite(pred[ctx["points"]]).all())
+                            assert ok, f"{name} has no forecast for some test point"
+                            rows.append(
+                                {
+                                    "setting": setting,
+                                    "horizon": horizon,
+                                    "model": name,
+                                    "seed": None,
+                                    **scores(pred, ctx),
+                                    "n_windows": len(starts),
+                                }
+                            )
+                    row = {
+                        "setting": setting,
+                        "horizon": horizon,
+                        "model": model,
+                        "seed": seed,
+                        **scores(forecast, ctx),
+                        "n_windows": len(test),
+                        **facts,
+                    }
+                    rows.append(row)
+                    print(
+                        f"  {setting} h={horizon} {model} seed={seed}: mse_scaled={row['mse_scaled']:.4f} "
+                        f"mae={row['mae']:.4f} ({facts['train_seconds']:.0f} s)",
+                        flush=True,
+                    )
+    return {"rows": rows, "summary": summarise(rows)}
+
+
+def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean and spread (sample std over seeds) per setting, horizon and model."""
+    groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["setting"], r["horizon"], r["model"]), []).append(r)
+    out = []
+    for (setting, horizon, model), rs in groups.items():
+        entry: dict[str, Any] = {"setting": setting, "horizon": horizon, "model": model, "seeds": len(rs)}
+        for key in METRIC_KEYS:
+            entry[key], entry[f"{key}_std"] = common.mean_spread([r[key] for r in rs])
+        out.append(entry)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.time()
+    result = run(args)
+    config = {k: v for k, v in vars(args).items() if k not in ("out",)}
+    config["split"] = list(args.split)
+    payload = {
+        "benchmark": "accuracy",
+        "config": config,
+        "machine": common.machine(),
+        "seconds": time.time() - started,
+        **result,
+    }
+    lines = []
+    for s in result["summary"]:
+        line = {k: s[k] for k in ("setting", "horizon", "model", "seeds")}
+        for key in METRIC_KEYS:
+            line[key] = f"{s[key]:.4f}" + (
+                f" ±{s[key + '_std']:.4f}" if s["seeds"] > 1 and s["model"] in MODELS else ""
+            )
+        lines.append(line)
+    print(
+        f"\naccuracy (norm={args.norm}, skip={args.skip}, {args.epochs} epochs, lookback {args.lookback}; "
+        f"mean ± std over seeds)"
+    )
+    print(common.table(lines, ("setting", "horizon", "model", "seeds", *METRIC_KEYS)))
+    print(f"\nwrote {common.write_json(args.out, payload)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

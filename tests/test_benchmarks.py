@@ -1,0 +1,92 @@
+"""The benchmark scripts run end to end (``--quick``) on a small ETTh-format file made here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+SPLIT = "1100,300,300"
+COMMON_KEYS = {"benchmark", "config", "machine", "rows"}
+
+
+@pytest.fixture(scope="module")
+def etth_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1800 hourly rows with ETTh1's eight columns: daily cycles, a drift and noise."""
+    rng = np.random.default_rng(0)
+    n = 1800
+    t = np.arange(n)
+    day = np.sin(2 * np.pi * t / 24)
+    frame = pd.DataFrame({"date": pd.date_range("2016-07-01", periods=n, freq="h").strftime("%Y-%m-%d %H:%M:%S")})
+    for i, name in enumerate(("HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL")):
+        frame[name] = 3 + (i % 3) * day + 0.2 * rng.standard_normal(n)
+    frame["OT"] = 20 + 5 * day + 0.002 * t + 0.5 * rng.standard_normal(n)
+    path = tmp_path_factory.mktemp("etth") / "ETTh_small.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def run_bench(name: str, *args: str) -> tuple[str, dict]:
+    out = Path(args[args.index("--out") + 1])
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / f"{name}.py"), *args], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    payload = json.loads(out.read_text())
+    assert COMMON_KEYS <= payload.keys()
+    return proc.stdout, payload
+
+
+@pytest.mark.slow
+def test_accuracy_quick(etth_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "accuracy.json"
+    stdout, payload = run_bench(
+        "accuracy", "--data", str(etth_csv), "--out", str(out), "--split", SPLIT, "--quick", "--models", "lstm",
+        "--horizons", "24", "--norm", "none", "--no-skip",
+    )  # fmt: skip
+    assert "mse_scaled" in stdout and "seasonal_naive" in stdout  # the printed table
+    assert payload["config"]["norm"] == "none" and payload["config"]["skip"] is False
+    rows = payload["rows"]
+    keys = {"setting", "horizon", "model", "seed", "mse_scaled", "mae_scaled", "mae", "rmse", "mase"}
+    assert all(keys <= r.keys() for r in rows)
+    assert {(r["setting"], r["model"]) for r in rows} == {
+        (s, m) for s in ("S", "MS") for m in ("lstm", "naive", "seasonal_naive")
+    }
+    assert all(np.isfinite(r[k]) for r in rows for k in keys - {"setting", "horizon", "model", "seed"})
+    # test windows: every stride-1 start whose horizon lies in the 300 test rows
+    assert {r["n_windows"] for r in rows} == {300 - 24 + 1}
+
+
+@pytest.mark.slow
+def test_overhead_quick(etth_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "overhead.json"
+    stdout, payload = run_bench("overhead", "--data", str(etth_csv), "--out", str(out), "--split", SPLIT, "--quick")
+    assert "ratio ours/raw" in stdout
+    assert payload["ratio"] > 0 and {r["side"] for r in payload["rows"]} == {"ours", "raw"}
+    assert abs(payload["val_loss_gap"]) < 1e-3  # both sides trained the same network the same way
+
+
+@pytest.mark.slow
+def test_startup_quick(etth_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "startup.json"
+    stdout, payload = run_bench("startup", "--data", str(etth_csv), "--out", str(out), "--split", SPLIT, "--quick")
+    assert "first training step" in stdout
+    what = {r["what"]: r for r in payload["rows"]}
+    assert {"import pytorch_lightning", "contract error (data.lookback=0)", "first training step"} <= what.keys()
+    assert all(r["median_s"] > 0 for r in payload["rows"])
+
+
+@pytest.mark.slow
+def test_scale_small(etth_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "scale.json"
+    stdout, payload = run_bench("scale", "--rows", "20000", "--out", str(out), "--data", str(etth_csv))
+    assert "preprocess: spline fill + scale" in stdout
+    assert payload["missing_points"] > 0 and payload["unfilled_points"] == 0
+    assert payload["epoch_windows"] == payload["windows"]["train"]
+    assert all(r["seconds"] >= 0 and r["peak_rss_mb"] > 0 for r in payload["rows"])
