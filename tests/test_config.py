@@ -41,6 +41,7 @@ OPTION_VALUES = [
     (["covariate=none"], {"covariate.name": "none", "covariate.dynamic": []}),
     (["covariate=etth1_loads"], {"covariate.name": "etth1_loads", "covariate.static": []}),
     (["experiment=etth1_ms", ETTH1], {"data.name": "etth1", "covariate.name": "etth1_loads"}),
+    (["experiment=etth1_s", ETTH1], {"data.name": "etth1", "covariate.name": "none", "trainer.max_epochs": 5}),
     (["tracking=local"], {"tracking.uri": "sqlite:///mlruns/mlflow.db"}),
 ]
 
