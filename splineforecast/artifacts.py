@@ -114,6 +114,14 @@ def write_npz(path: Path, **arrays: np.ndarray) -> None:
     _atomic(path, lambda fh: np.savez(fh, **arrays))  # type: ignore[arg-type]
 
 
+def read_json_artifact(path: Path, what: str) -> Any:
+    """Parse an existing JSON artifact; refuse one that is not valid JSON (ARTIFACT_CONTRACT_ERROR)."""
+    try:
+        return read_json(path)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ContractError(ErrorCode.ARTIFACT_CONTRACT_ERROR, f"{what} `{path}` is not valid JSON: {exc}") from exc
+
+
 def read_json(path: Path) -> Any:
     with path.open(encoding="utf-8") as fh:
         return json.load(fh)

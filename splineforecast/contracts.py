@@ -133,10 +133,7 @@ def _read_json_artifact(path: Path, what: str) -> Any:
             ErrorCode.ARTIFACT_CONTRACT_ERROR,
             f"{what} `{path}` is missing; re-run stage=preprocess for this run_id",
         )
-    try:
-        return artifacts.read_json(path)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ContractError(ErrorCode.ARTIFACT_CONTRACT_ERROR, f"{what} `{path}` is not valid JSON: {exc}") from exc
+    return artifacts.read_json_artifact(path, what)
 
 
 def check_run_ids(given: str, npz: Path, meta: dict[str, Any], preprocessor: dict[str, Any]) -> None:

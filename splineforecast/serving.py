@@ -175,10 +175,7 @@ class Forecaster:
 def _read_json(path: Path, what: str) -> Any:
     if not path.is_file():
         raise ContractError(ErrorCode.FILE_NOT_FOUND, f"{what} `{path}` does not exist", "FileNotFoundError")
-    try:
-        return artifacts.read_json(path)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _contract(f"{what} `{path}` is not valid JSON: {exc}") from exc
+    return artifacts.read_json_artifact(path, what)
 
 
 def load_forecaster(preprocessor_json: Path, checkpoint: Path, settings: dict[str, Any]) -> Forecaster:
