@@ -20,7 +20,9 @@ from typing import Any
 import _common as common
 import numpy as np
 
-MODELS = ("lstm", "gru")
+from splineforecast.models.registry import MODEL_NAMES
+
+MODELS = MODEL_NAMES
 SETTINGS = ("S", "MS")
 HORIZONS = (24, 96)
 SEASON = 24
@@ -30,7 +32,7 @@ METRIC_KEYS = ("mse_scaled", "mae_scaled", "mae", "rmse", "mase")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = common.base_parser(__doc__.splitlines()[0], "accuracy")
     p.add_argument("--seeds", type=int, default=3, help="seeds per model (default 3; 1 with --quick)")
-    p.add_argument("--models", default=",".join(MODELS), help="comma list of lstm,gru")
+    p.add_argument("--models", default=",".join(MODELS), help=f"comma list of {','.join(MODELS)}")
     p.add_argument("--settings", default=",".join(SETTINGS), help="comma list of S,MS")
     p.add_argument("--horizons", default=",".join(map(str, HORIZONS)), help="comma list (default 24,96)")
     p.add_argument("--norm", choices=("last", "mean", "none"), default="last", help="window normalisation")

@@ -80,6 +80,40 @@ class RunPaths:
     def report_dir(self) -> Path:
         return self.root / "reports" / self.run_id
 
+    @property
+    def best_ckpt(self) -> Path:
+        return self.checkpoints_dir / "best.ckpt"
+
+    @property
+    def last_ckpt(self) -> Path:
+        return self.checkpoints_dir / "last.ckpt"
+
+    @property
+    def config_yaml(self) -> Path:
+        return self.config_dir / "config.yaml"
+
+    @property
+    def overrides_yaml(self) -> Path:
+        return self.config_dir / "overrides.yaml"
+
+    @property
+    def report_md(self) -> Path:
+        return self.report_dir / "report.md"
+
+    @property
+    def forecast_png(self) -> Path:
+        return self.report_dir / "forecast.png"
+
+    @property
+    def serving_json(self) -> Path:
+        """What the pyfunc model needs besides the preprocessor and checkpoint (written at train time)."""
+        return self.root / "model" / self.run_id / "serving.json"
+
+    @property
+    def forecast_csv(self) -> Path:
+        """stage=predict's output."""
+        return self.root / "predictions" / self.run_id / "forecast.csv"
+
 
 def _atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)

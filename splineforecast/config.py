@@ -126,8 +126,6 @@ class Config:
 
 
 STAGES = ("all", "preprocess", "train", "predict")
-MODEL_NAMES = ("lstm", "gru")  # the registry of models/factory.py
-NORMS = ("last", "mean", "none")
 
 
 def register_configs() -> None:

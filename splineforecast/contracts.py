@@ -16,13 +16,14 @@ import pandas as pd
 
 from splineforecast import artifacts
 from splineforecast.artifacts import RunPaths, check_run_id
-from splineforecast.config import MODEL_NAMES, NORMS, STAGES, Config, tracking_uri
+from splineforecast.config import STAGES, Config, tracking_uri
 from splineforecast.data import io, schema
 from splineforecast.data.covariates import Covariate, check_spec, check_static, declared_covariates, read_spec
 from splineforecast.data.processed import Processed, read_processed, split_from_contract
 from splineforecast.data.splines import KINDS
 from splineforecast.data.splits import Split, time_splits
 from splineforecast.errors import ContractError, ErrorCode
+from splineforecast.models.registry import MODEL_NAMES, NORMS
 
 
 def _config_error(message: str) -> ContractError:

@@ -8,7 +8,8 @@ import pytest
 from hydra.errors import ConfigCompositionException, HydraException
 from omegaconf.errors import MissingMandatoryValue
 
-from splineforecast.config import MODEL_NAMES, NORMS, Config, config_dir
+from splineforecast.config import Config, config_dir
+from splineforecast.models.registry import MODEL_NAMES, NORMS
 from splineforecast.contracts import check_config
 from splineforecast.data import io
 from splineforecast.data.splines import KINDS
@@ -35,7 +36,7 @@ OPTION_VALUES = [
         {"data.target": "OT", "data.path": "/data/ETTh1.csv", "data.split.train": 8640},
     ),
     *[([f"spline={k}"], {"spline.kind": k}) for k in ("cubic", "pchip", "akima", "linear", "smoothing", "off")],
-    *[([f"model={m}"], {"model.name": m}) for m in ("lstm", "gru")],
+    *[([f"model={m}"], {"model.name": m}) for m in MODEL_NAMES],
     (["trainer=default"], {"trainer.max_epochs": 40, "trainer.limit_train_batches": 1.0}),
     (["trainer=smoke"], {"trainer.max_epochs": 1, "trainer.limit_train_batches": 2}),
     (["covariate=none"], {"covariate.name": "none", "covariate.dynamic": []}),

@@ -9,6 +9,7 @@ from torch import nn
 
 from splineforecast.errors import ContractError, ErrorCode
 from splineforecast.models.networks import RecurrentForecaster
+from splineforecast.models.registry import MODEL_NAMES
 from splineforecast.windows import DataSpec
 
 
@@ -30,10 +31,7 @@ def _recurrent(cell: str) -> Callable[[dict[str, Any], DataSpec], nn.Module]:
     return build
 
 
-REGISTRY: dict[str, Callable[[dict[str, Any], DataSpec], nn.Module]] = {
-    "lstm": _recurrent("lstm"),
-    "gru": _recurrent("gru"),
-}
+REGISTRY: dict[str, Callable[[dict[str, Any], DataSpec], nn.Module]] = {name: _recurrent(name) for name in MODEL_NAMES}
 
 
 def build_network(cfg: dict[str, Any], spec: DataSpec) -> nn.Module:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from splineforecast.models.registry import CELLS
+
 
 class RecurrentForecaster(nn.Module):
     """LSTM/GRU over the lookback; the last hidden state maps to all ``horizon`` steps at once.
@@ -15,7 +17,7 @@ class RecurrentForecaster(nn.Module):
     linear map from the (normalised) target lookback to the horizon, which carries seasonality.
 
     Args:
-        cell: ``"lstm"`` or ``"gru"``.
+        cell: a name of ``models.registry.CELLS``.
         n_features: input columns per step.
         target_indices: columns forecast, in output order.
         lookback, horizon: window lengths.
@@ -38,7 +40,7 @@ class RecurrentForecaster(nn.Module):
         skip: bool = True,
     ) -> None:
         super().__init__()
-        rnn_cls = {"lstm": nn.LSTM, "gru": nn.GRU}[cell]
+        rnn_cls = getattr(nn, CELLS[cell])
         self.horizon, self.n_targets, self.norm = horizon, len(target_indices), norm
         self.target_indices: torch.Tensor
         self.register_buffer("target_indices", torch.as_tensor(target_indices, dtype=torch.long))

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 
-from splineforecast.config import NORMS
+from splineforecast.models.registry import NORMS
 from splineforecast.errors import ContractError, ErrorCode
 from splineforecast.models.factory import REGISTRY, build_network
 from splineforecast.models.module import ForecastModule, masked_mse
