@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -82,18 +83,64 @@ def isolated_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
         yield root, _isolate(mp, root)
 
 
-Cli = Callable[..., "subprocess.CompletedProcess[str]"]
+class Cli:
+    """``python -m splineforecast`` in its own folder, as a new user runs it.
+
+    The command runs in ``root`` (its cwd) with a clean MLflow environment (no ``MLFLOW_TRACKING_URI``
+    or ``MLFLOW_RUN_ID`` from the caller), the tracking store ``sqlite:///<root>/mlruns/mlflow.db`` and
+    the artifact root ``<root>/artifacts``, unless ``store=False``. Call it to run to the end, or
+    :meth:`start` it to send signals.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tracking_uri = f"sqlite:///{root}/mlruns/mlflow.db"
+        self.artifacts = root / "artifacts"
+        self.env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID")}
+
+    @property
+    def store(self) -> list[str]:
+        """The overrides that keep tracking and artifacts inside ``root``."""
+        return [f"tracking.uri={self.tracking_uri}", f"paths.artifacts={self.artifacts}"]
+
+    def command(self, *overrides: str, store: bool = True) -> list[str]:
+        return [sys.executable, "-m", "splineforecast", *overrides, *(self.store if store else [])]
+
+    def __call__(self, *overrides: str, store: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.command(*overrides, store=store),
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def start(self, *overrides: str, store: bool = True) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            self.command(*overrides, store=store),
+            cwd=self.root,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
 
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
-    """``cli(*overrides)`` runs ``python -m splineforecast`` in ``tmp_path`` with its tracking store
-    (``sqlite:///<tmp_path>/mlruns/mlflow.db``) and artifacts (``<tmp_path>/a``) there."""
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID")}
-    store = [f"tracking.uri=sqlite:///{tmp_path}/mlruns/mlflow.db", f"paths.artifacts={tmp_path}/a"]
+    """A :class:`Cli` rooted in ``tmp_path``."""
+    return Cli(tmp_path)
 
-    def run(*overrides: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "splineforecast", *overrides, *store]
-        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
 
-    return run
+def find_free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (see :func:`find_free_port`)."""
+    return find_free_port()

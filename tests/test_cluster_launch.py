@@ -3,19 +3,16 @@ the way `submitit_slurm` runs it as a SLURM job, so the path to a cluster is exe
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
-
 import pytest
+from conftest import Cli
 from mlflow import MlflowClient
 
 
 @pytest.mark.slow
-def test_submitit_local_sweep_records_every_job(tmp_path: Path, cli: Callable[..., Any]) -> None:
+def test_submitit_local_sweep_records_every_job(cli: Cli) -> None:
     done = cli("-m", "hydra/launcher=submitit_local", "data=tiny", "trainer=smoke", "model=lstm,gru")
     assert done.returncode == 0, done.stderr[-3000:]
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    client = MlflowClient(cli.tracking_uri)
     runs = client.search_runs([client.get_experiment_by_name("splineforecast").experiment_id])
     jobs = [r for r in runs if "splineforecast.sweep" in r.data.tags]
     assert sorted(r.data.params["model.name"] for r in jobs) == ["gru", "lstm"]
