@@ -1,7 +1,8 @@
 """Structured-config schema of every config group, registered with Hydra's ConfigStore.
 
-The YAML files under ``configs/`` fill these dataclasses, so a misspelt key
-(``model.hiden_size=64``) or a wrongly typed value fails at composition.
+Each group's schema holds the defaults; an option file under ``configs/<group>/`` extends it
+(``defaults: [base_<group>, _self_]``) and sets only what differs. The root schema types the whole
+config, so a misspelt key (``model.hiden_size=64``) or a wrongly typed value fails at composition.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ class DataConfig:
     delimiter: str = ","
     target: str = MISSING
     freq: str | None = None  # pandas offset alias; null = inferred from the timestamps
-    lookback: int = 104
-    horizon: int = 13
+    lookback: int = 104  # input window, in steps
+    horizon: int = 13  # steps forecast
     stride: int = 1
     batch_size: int = 64
     season_length: int = 52  # for seasonal-naive and MASE
@@ -44,10 +45,10 @@ class DataConfig:
 
 @dataclass
 class SplineConfig:
-    kind: str = "cubic"  # cubic | pchip | akima | linear | smoothing | off
-    max_gap: int = 26  # longest run of missing steps that is filled; longer gaps stay NaN
-    lam: float | None = None  # smoothing strength; null = chosen by cross-validation (GCV)
-    smooth_observed: bool = False  # smoothing: also denoise observed inputs (metrics keep raw)
+    kind: str = "cubic"  # one of splineforecast.data.splines.KINDS (an option file of configs/spline/ each)
+    max_gap: int = 26  # longest run of missing steps filled; longer gaps stay missing and their windows are dropped
+    lam: float | None = None  # spline=smoothing: smoothing strength; null = chosen by cross-validation (GCV)
+    smooth_observed: bool = False  # spline=smoothing: also denoise observed inputs (metrics keep raw)
 
 
 @dataclass
@@ -67,12 +68,14 @@ class CovariateConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = MISSING  # lstm | gru (registry in models/factory.py)
+    name: str = MISSING  # one of models.registry.MODEL_NAMES (an option file of configs/model/ each)
     hidden_size: int = 64
     num_layers: int = 2
     dropout: float = 0.0
-    norm: str = "last"  # window-relative normalisation: last | mean | none
-    skip: bool = True  # linear path from the lookback to the horizon
+    # window-relative normalisation (models.registry.NORMS): "last" makes inputs and outputs relative
+    # to the window's last value, which handles level and trend
+    norm: str = "last"
+    skip: bool = True  # linear path from the lookback to the horizon, added to the recurrent head
     lr: float = 1e-3
     weight_decay: float = 0.0
 
@@ -128,11 +131,25 @@ class Config:
 STAGES = ("all", "preprocess", "train", "predict")
 
 
+GROUP_SCHEMAS: dict[str, type] = {
+    "data": DataConfig,
+    "spline": SplineConfig,
+    "covariate": CovariateConfig,
+    "model": ModelConfig,
+    "trainer": TrainerConfig,
+    "tracking": TrackingConfig,
+}
+
+
 def register_configs() -> None:
-    """Register the schema with Hydra; ``config.yaml`` extends it, so every group is typed."""
+    """Register the schemas with Hydra: ``base_config`` (extended by ``config.yaml``, so every key is
+    typed) and ``base_<group>`` in each group (extended by that group's option files)."""
     from hydra.core.config_store import ConfigStore
 
-    ConfigStore.instance().store(name="base_config", node=Config)
+    store = ConfigStore.instance()
+    store.store(name="base_config", node=Config)
+    for group, schema in GROUP_SCHEMAS.items():
+        store.store(group=group, name=f"base_{group}", node=schema)
 
 
 def config_dir() -> Path:

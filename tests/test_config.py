@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import pytest
+import yaml
 from hydra.errors import ConfigCompositionException, HydraException
-from omegaconf.errors import MissingMandatoryValue
 
-from splineforecast.config import Config, config_dir
-from splineforecast.models.registry import MODEL_NAMES, NORMS
+from splineforecast.config import GROUP_SCHEMAS, Config, config_dir, flatten
 from splineforecast.contracts import check_config
 from splineforecast.data import io
 from splineforecast.data.splines import KINDS
 from splineforecast.errors import ContractError, ErrorCode
 from splineforecast.models.factory import REGISTRY
+from splineforecast.models.registry import MODEL_NAMES, NORMS
 
 Compose = Callable[[list[str]], Config]
 
@@ -35,10 +37,11 @@ OPTION_VALUES = [
         ["data=etth1", ETTH1],
         {"data.target": "OT", "data.path": "/data/ETTh1.csv", "data.split.train": 8640},
     ),
-    *[([f"spline={k}"], {"spline.kind": k}) for k in ("cubic", "pchip", "akima", "linear", "smoothing", "off")],
+    *[([f"spline={k}"], {"spline.kind": k}) for k in KINDS],
     *[([f"model={m}"], {"model.name": m}) for m in MODEL_NAMES],
     (["trainer=default"], {"trainer.max_epochs": 40, "trainer.limit_train_batches": 1.0}),
     (["trainer=smoke"], {"trainer.max_epochs": 1, "trainer.limit_train_batches": 2}),
+    (["trainer=ddp"], {"trainer.devices": 2, "trainer.strategy": "ddp_spawn", "trainer.max_epochs": 40}),
     (["covariate=none"], {"covariate.name": "none", "covariate.dynamic": []}),
     (["covariate=etth1_loads"], {"covariate.name": "etth1_loads", "covariate.static": []}),
     (["experiment=etth1_ms", ETTH1], {"data.name": "etth1", "covariate.name": "etth1_loads"}),
@@ -81,6 +84,38 @@ def test_every_option_on_disk_composes_and_passes_the_startup_checks(compose: Co
     check_config(cfg)
 
 
+def test_model_and_spline_options_are_the_registries() -> None:
+    """One option file per registered name, and nothing else: a new name needs its file, and back."""
+    on_disk = _options_on_disk()
+    assert sorted(o for g, o in on_disk if g == "model") == sorted(MODEL_NAMES)
+    assert sorted(o for g, o in on_disk if g == "spline") == sorted(KINDS)
+
+
+# the key an option file always sets: its own name (even where it equals the schema default)
+NAMING_KEY = {"data": "name", "spline": "kind", "covariate": "name", "model": "name"}
+GROUP_FILES = [(g, o) for g, o in _options_on_disk() if g in GROUP_SCHEMAS]
+
+
+def _schema_defaults(schema: type) -> dict[str, Any]:
+    values = {}
+    for f in dataclasses.fields(schema):
+        if f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+            values[f.name] = dataclasses.asdict(default) if dataclasses.is_dataclass(default) else default
+        elif f.default is not dataclasses.MISSING:
+            values[f.name] = f.default
+    return flatten(values)
+
+
+@pytest.mark.parametrize(("group", "option"), GROUP_FILES, ids=[f"{g}={o}" for g, o in GROUP_FILES])
+def test_option_files_extend_their_schema_and_set_only_what_differs(group: str, option: str) -> None:
+    body = yaml.safe_load((config_dir() / group / f"{option}.yaml").read_text()) or {}
+    assert body.pop("defaults") == [f"base_{group}", "_self_"]
+    defaults = _schema_defaults(GROUP_SCHEMAS[group])
+    copies = {k: v for k, v in flatten(body).items() if k != NAMING_KEY.get(group) and defaults.get(k, object()) == v}
+    assert copies == {}, f"{group}/{option}.yaml repeats the schema defaults {copies}"
+
+
 def test_registry_matches_model_names() -> None:
     assert set(REGISTRY) == set(MODEL_NAMES)
     assert len(MODEL_NAMES) == len(set(MODEL_NAMES))
@@ -119,10 +154,8 @@ def test_misspelt_key_is_a_composition_error(compose: Compose) -> None:
 
 
 def test_etth1_without_a_path_is_refused(compose: Compose) -> None:
-    try:
-        cfg = compose(["data=etth1"])
-    except MissingMandatoryValue:
-        return  # refused at composition: fine
+    cfg = compose(["data=etth1"])  # composes (data.path is optional), then the path is refused
+    assert cfg.data.path is None and cfg.data.bundled is None
     with pytest.raises(ContractError) as info:
         io.resolve_path(cfg.data.path, cfg.data.bundled)
     assert info.value.code is ErrorCode.CONFIG_ERROR and "data.path" in info.value.message
