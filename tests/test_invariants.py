@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -10,57 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from strategies import BOOLEANS, CATEGORIES, evaluation_inputs, finite, frames, spline_kinds
 
 from splineforecast.data.preprocess import Preprocessor
 from splineforecast.data.splines import KINDS
 from splineforecast.data.splits import Split
-from splineforecast.evaluation import Scale, evaluate
+from splineforecast.evaluation import evaluate
+from splineforecast.records import Scores
 
 FAST = settings(max_examples=40, deadline=None)
-# on a 1e-6 grid: no differences so tiny that scipy's slope arithmetic overflows
-finite = st.floats(-1e4, 1e4, allow_nan=False).map(lambda v: round(v, 6))
-CATEGORIES = st.sampled_from(["a", "b", "c", "new", "zz"])
-BOOLEANS = st.sampled_from(["yes", "no", "TRUE", "false", "1", "0"])
-
-
-@st.composite
-def split_of(draw: st.DrawFn, n: int) -> Split:
-    """Time-ordered parts of ``n`` rows, each at least 3 rows long (rows after test may be left)."""
-    a = draw(st.integers(3, n - 6))
-    b = draw(st.integers(a + 3, n - 3))
-    c = draw(st.integers(b + 3, n))
-    return Split(train=(0, a), val=(a, b), test=(b, c))
-
-
-@st.composite
-def gappy(draw: st.DrawFn, n: int) -> np.ndarray:
-    """A float series with scattered missing points and a few missing runs; row 0 is observed."""
-    y = draw(arrays(np.float64, n, elements=finite))
-    y[draw(arrays(np.bool_, n, elements=st.booleans()))] = np.nan
-    for _ in range(draw(st.integers(0, 3))):
-        start = draw(st.integers(0, n - 1))
-        y[start : start + draw(st.integers(1, 12))] = np.nan
-    y[0] = draw(finite)  # the train part has an observation to scale with
-    return y
-
-
-@st.composite
-def text_column(draw: st.DrawFn, n: int, values: st.SearchStrategy[str]) -> np.ndarray:
-    cells = np.array(draw(st.lists(values, min_size=n, max_size=n)), dtype=object)
-    cells[draw(arrays(np.bool_, n, elements=st.booleans()))] = np.nan
-    cells[0] = draw(values)
-    return cells
-
-
-@st.composite
-def frames(draw: st.DrawFn, covariates: bool = True) -> tuple[pd.DataFrame, Split]:
-    n = draw(st.integers(12, 50))
-    columns: dict[str, np.ndarray] = {"y": draw(gappy(n)), "x": draw(gappy(n))}
-    if covariates:
-        columns["c"] = draw(text_column(n, CATEGORIES))
-        columns["b"] = draw(text_column(n, BOOLEANS))
-    index = pd.date_range("2020-01-01", periods=n, freq="D", name="date")
-    return pd.DataFrame(columns, index=index), draw(split_of(n))
 
 
 NUMERIC = [{"name": "x", "role": "dynamic", "type": "numeric"}]
@@ -125,7 +84,7 @@ def changed_after_train(draw: st.DrawFn, frame: pd.DataFrame, split: Split) -> p
 
 
 @FAST
-@given(data=st.data(), frame_split=frames(), kind=st.sampled_from(KINDS), smooth=st.booleans())
+@given(data=st.data(), frame_split=frames(), kind=spline_kinds, smooth=st.booleans())
 def test_train_results_unchanged_when_val_and_test_change(
     data: st.DataObject, frame_split: tuple[pd.DataFrame, Split], kind: str, smooth: bool
 ) -> None:
@@ -150,29 +109,6 @@ def test_train_results_unchanged_when_val_and_test_change(
 # --- metrics score observed points only ---------------------------------------------------------
 
 
-@st.composite
-def evaluations(draw: st.DrawFn) -> dict[str, object]:
-    lookback = draw(st.integers(1, 6))
-    horizon = draw(st.integers(1, 4))
-    season = draw(st.integers(1, 8))
-    n = draw(st.integers(lookback + horizon, 40))
-    stride = draw(st.integers(1, 3))
-    starts = np.arange(0, n - lookback - horizon + 1, stride)
-    observed = draw(arrays(np.bool_, n, elements=st.booleans()))
-    series = draw(arrays(np.float64, n, elements=finite))
-    actual = np.where(observed, draw(arrays(np.float64, n, elements=finite)), np.nan)
-    return {
-        "forecast": draw(arrays(np.float64, (len(starts), horizon), elements=finite)),
-        "series": series,
-        "observed": observed,
-        "starts": starts,
-        "lookback": lookback,
-        "season_length": season,
-        "scale": Scale(mase=draw(st.floats(0.1, 100.0)), mape_eps=draw(st.floats(1e-3, 10.0))),
-        "actual": actual,
-    }
-
-
 def _baseline_rows(args: dict[str, object]) -> set[int]:
     """Rows the baselines read: each window's last input row, and every seasonal-naive source row."""
     starts, lookback, season = args["starts"], args["lookback"], args["season_length"]
@@ -188,9 +124,9 @@ def _baseline_rows(args: dict[str, object]) -> set[int]:
     return rows
 
 
-def _dump(result: dict[str, object]) -> str:
+def _dump(result: Scores) -> str:
     """Exact text of a result (floats by repr, NaN included) for a bit-level comparison."""
-    return json.dumps(result, sort_keys=True)
+    return json.dumps(dataclasses.asdict(result), sort_keys=True)
 
 
 def _replace(values: np.ndarray, where: np.ndarray, new: np.ndarray) -> np.ndarray:
@@ -201,7 +137,7 @@ def _replace(values: np.ndarray, where: np.ndarray, new: np.ndarray) -> np.ndarr
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # nanmean over a horizon step with no points
 @FAST
-@given(args=evaluations(), data=st.data())
+@given(args=evaluation_inputs(), data=st.data())
 def test_metrics_unchanged_when_actual_changes_at_unobserved_points(
     args: dict[str, np.ndarray], data: st.DataObject
 ) -> None:
@@ -214,7 +150,7 @@ def test_metrics_unchanged_when_actual_changes_at_unobserved_points(
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @FAST
-@given(args=evaluations(), data=st.data(), with_actual=st.booleans())
+@given(args=evaluation_inputs(), data=st.data(), with_actual=st.booleans())
 def test_metrics_unchanged_when_imputed_series_changes_outside_baseline_inputs(
     args: dict[str, np.ndarray], data: st.DataObject, with_actual: bool
 ) -> None:
@@ -227,3 +163,31 @@ def test_metrics_unchanged_when_imputed_series_changes_outside_baseline_inputs(
     new = data.draw(arrays(np.float64, n, elements=finite | st.just(np.nan)))
     changed = {**args, "series": _replace(args["series"], free, new)}
     assert _dump(evaluate(**changed)) == before
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@FAST
+@given(args=evaluation_inputs(), data=st.data())
+def test_metrics_change_when_a_scored_point_or_a_baseline_input_changes(
+    args: dict[str, np.ndarray], data: st.DataObject
+) -> None:
+    """The control of the two tests above: a change where the metrics do look shows in them.
+
+    One target point of one window is made observed; with season 1 both baselines read the window's last
+    input row, so that point is scored. Values stay within 1e4, so a 1e6 shift raises every error it touches.
+    """
+    starts, lookback = args["starts"], int(args["lookback"])  # type: ignore[call-overload]
+    origin = int(starts[data.draw(st.integers(0, len(starts) - 1))]) + lookback
+    row = origin + data.draw(st.integers(0, args["forecast"].shape[1] - 1))
+    observed, actual = args["observed"].copy(), args["actual"].copy()
+    observed[row], actual[row] = True, data.draw(finite)
+    args = {**args, "observed": observed, "actual": actual, "season_length": 1}  # type: ignore[dict-item]
+    before = evaluate(**args)
+    assert before.n_points >= 1
+
+    moved = actual.copy()
+    moved[row] += 1e6
+    assert evaluate(**{**args, "actual": moved}).metrics["mae"] > before.metrics["mae"]
+    series = args["series"].copy()
+    series[origin - 1] += 1e6
+    assert evaluate(**{**args, "series": series}).baselines["naive"]["mae"] > before.baselines["naive"]["mae"]

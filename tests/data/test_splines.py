@@ -7,27 +7,13 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
+from strategies import finite, series_with_gaps, spline_kinds, splits
 
 from splineforecast.data.splines import KINDS, SplineGapFiller, fill_by_part
 from splineforecast.data.splits import Split
 from splineforecast.errors import ContractError, ErrorCode
 
 FAST = settings(max_examples=50, deadline=None)
-# on a 1e-6 grid: no differences so tiny that scipy's slope arithmetic overflows
-finite = st.floats(-1e4, 1e4, allow_nan=False).map(lambda v: round(v, 6))
-
-
-@st.composite
-def series_with_gaps(draw: st.DrawFn, min_size: int = 1, max_size: int = 60) -> np.ndarray:
-    """A float series with scattered missing points plus a few runs of missing points."""
-    n = draw(st.integers(min_size, max_size))
-    y = draw(arrays(np.float64, n, elements=finite))
-    y[draw(arrays(np.bool_, n, elements=st.booleans()))] = np.nan
-    for _ in range(draw(st.integers(0, 3))):
-        start = draw(st.integers(0, n - 1))
-        y[start : start + draw(st.integers(1, 40))] = np.nan
-    return y
 
 
 def gap_runs(missing: np.ndarray) -> list[tuple[int, int]]:
@@ -66,34 +52,32 @@ def test_filler_keeps_observed_points_and_fills_only_short_gaps(kind: str, y: np
 
 
 @FAST
-@given(y=series_with_gaps(min_size=2))
+@given(y=series_with_gaps(min_size=2, min_observed=1))
 def test_leading_and_trailing_gaps_take_the_nearest_observed_value(y: np.ndarray) -> None:
     seen = np.flatnonzero(~np.isnan(y))
-    if seen.size == 0:
-        return
     filled = fill(y, "cubic", max_gap=len(y))
     assert (filled[: seen[0]] == y[seen[0]]).all()
     assert (filled[seen[-1] + 1 :] == y[seen[-1]]).all()
 
 
 @FAST
-@given(y=series_with_gaps(min_size=2))
+@given(y=series_with_gaps(min_size=2, min_observed=1))
 def test_linear_fill_matches_numpy_interp(y: np.ndarray) -> None:
     x_obs = np.flatnonzero(~np.isnan(y))
-    if x_obs.size == 0:
-        return
     expected = np.interp(np.arange(len(y)), x_obs, y[x_obs])
     np.testing.assert_allclose(fill(y, "linear", max_gap=len(y)), expected, rtol=0, atol=1e-9)
 
 
 @FAST
-@given(y=series_with_gaps(min_size=2))
-def test_pchip_stays_between_the_observed_neighbours_of_each_gap(y: np.ndarray) -> None:
+@given(y=series_with_gaps(min_size=3), ends=st.tuples(finite, finite))
+def test_pchip_stays_between_the_observed_neighbours_of_each_gap(y: np.ndarray, ends: tuple[float, float]) -> None:
+    # observed ends and a missing middle: every gap is interior, and there is at least one
+    y[0], y[-1] = ends
+    y[len(y) // 2] = np.nan
     filled = fill(y, "pchip", max_gap=len(y))
-    seen = ~np.isnan(y)
-    for start, stop in gap_runs(~seen):
-        if start == 0 or stop == len(y):
-            continue
+    runs = gap_runs(np.isnan(y))
+    assert runs
+    for start, stop in runs:
         lo, hi = sorted((y[start - 1], y[stop]))
         tol = 1e-9 * max(1.0, abs(lo), abs(hi))
         assert (filled[start:stop] >= lo - tol).all() and (filled[start:stop] <= hi + tol).all()
@@ -133,10 +117,7 @@ def test_filler_refuses_bad_parameters_at_fit(kind: str, max_gap: int) -> None:
 def split_frames(draw: st.DrawFn) -> tuple[pd.DataFrame, Split, str, pd.DataFrame, str]:
     """A frame, a split, a kind, and a copy of the frame whose rows outside one part are redrawn."""
     n = draw(st.integers(6, 60))
-    a = draw(st.integers(2, n - 4))
-    b = draw(st.integers(a + 2, n - 2))
-    c = draw(st.integers(b + 2, n))
-    split = Split(train=(0, a), val=(a, b), test=(b, c))
+    split = draw(splits(n, min_part=2))
     y = draw(series_with_gaps(min_size=n, max_size=n))
     changed = y.copy()
     keep = draw(st.sampled_from(["train", "val", "test"]))
@@ -145,7 +126,7 @@ def split_frames(draw: st.DrawFn) -> tuple[pd.DataFrame, Split, str, pd.DataFram
     other[lo:hi] = False
     changed[other] = draw(series_with_gaps(min_size=n, max_size=n))[other]
     frame = pd.DataFrame({"y": y})
-    return frame, split, draw(st.sampled_from(KINDS)), pd.DataFrame({"y": changed}), keep
+    return frame, split, draw(spline_kinds), pd.DataFrame({"y": changed}), keep
 
 
 @FAST

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from strategies import splits
 
 from splineforecast.data.splits import Split, time_splits
 from splineforecast.errors import ContractError, ErrorCode
@@ -47,6 +48,14 @@ def test_fraction_splits_are_contiguous_and_cover_the_series(n: int, train: floa
     assert split.train[1] == split.val[0] and split.val[1] == split.test[0]
     assert split.test[1] == n == split.n_rows
     assert split.train[1] == round(train * n) and split.val[1] - split.val[0] == round(val * n)
+
+
+@settings(max_examples=50, deadline=None)
+@given(data=st.data(), n=st.integers(9, 5000))
+def test_row_counts_give_back_the_split_they_describe(data: st.DataObject, n: int) -> None:
+    split = data.draw(splits(n))
+    lengths = [b - a for a, b in split.parts().values()]
+    assert time_splits(n, *lengths) == split
 
 
 @pytest.mark.parametrize(
