@@ -10,20 +10,23 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from splineforecast import artifacts
-from splineforecast.artifacts import RunPaths, check_run_id
+from splineforecast.artifacts import ProcessedFiles, RunPaths, check_run_id
 from splineforecast.config import STAGES, Config, tracking_uri
 from splineforecast.data import io, schema
 from splineforecast.data.covariates import Covariate, check_spec, check_static, declared_covariates, read_spec
-from splineforecast.data.processed import Processed, read_processed, split_from_contract
+from splineforecast.data.processed import Processed
 from splineforecast.data.splines import KINDS
 from splineforecast.data.splits import Split, time_splits
 from splineforecast.errors import ContractError, ErrorCode
 from splineforecast.models.registry import MODEL_NAMES, NORMS
+from splineforecast.records import Meta, ServingSettings, SplitContract
+
+if TYPE_CHECKING:
+    from splineforecast.data.preprocess import Preprocessor
 
 
 def _config_error(message: str) -> ContractError:
@@ -94,10 +97,15 @@ def _check_model(cfg: Config) -> None:
 class ProcessedInputs:
     """The checked processed artifacts a train stage consumes."""
 
-    npz: Path
+    files: ProcessedFiles
     processed: Processed
-    split: Split
-    preprocessor: dict[str, Any]
+    contract: SplitContract
+    meta: Meta
+    preprocessor: Preprocessor
+
+    @property
+    def split(self) -> Split:
+        return self.contract.split
 
 
 @dataclass
@@ -113,37 +121,13 @@ class RawInputs:
     notes: dict[str, Any]  # what validation did to the rows (sorting, zones, grid)
 
 
-def run_id_from_path(npz: Path) -> str | None:
-    """The run_id of a ``.../processed/{run_id}/processed.npz`` path, else None."""
-    if npz.name == "processed.npz" and npz.parent.parent.name == "processed":
-        return npz.parent.name
-    return None
-
-
-def preprocessor_path(npz: Path) -> Path:
-    """Where the preprocessor of a processed.npz lives: the local or the MLflow artifact layout."""
-    run_id = run_id_from_path(npz)
-    if run_id is not None:  # <root>/processed/{run_id}/processed.npz
-        return npz.parent.parent.parent / "preprocessor" / run_id / "preprocessor.json"
-    return npz.parent.parent / "preprocessor" / "preprocessor.json"  # <run>/processed/processed.npz
-
-
-def _read_json_artifact(path: Path, what: str) -> Any:
-    if not path.is_file():
-        raise ContractError(
-            ErrorCode.ARTIFACT_CONTRACT_ERROR,
-            f"{what} `{path}` is missing; re-run stage=preprocess for this run_id",
-        )
-    return artifacts.read_json_artifact(path, what)
-
-
-def check_run_ids(given: str, npz: Path, meta: dict[str, Any], preprocessor: dict[str, Any]) -> None:
+def check_run_ids(given: str, files: ProcessedFiles, meta: Meta, preprocessor: dict[str, Any]) -> None:
     """The four run_id sources agree (SPEC §3), else RUN_ID_MISMATCH naming each."""
     sources = {
         "run_id (given)": given,
-        "processed path": run_id_from_path(npz),
-        "meta.json": meta.get("run_id") if isinstance(meta, dict) else None,
-        "preprocessor": preprocessor.get("run_id") if isinstance(preprocessor, dict) else None,
+        "processed path": files.run_id_in_path,
+        "meta.json": meta.run_id,
+        "preprocessor": preprocessor.get("run_id"),
     }
     present = {v for v in sources.values() if v is not None}
     required = ("run_id (given)", "meta.json", "preprocessor")  # the path may be outside the layout
@@ -156,28 +140,24 @@ def check_run_ids(given: str, npz: Path, meta: dict[str, Any], preprocessor: dic
         )
 
 
-def check_processed(cfg: Config, paths: RunPaths, npz: Path) -> ProcessedInputs:
-    """Check the processed artifacts a train stage reads: files, keys, schema, shapes, run_ids."""
-    if not npz.is_file():
+def check_processed(cfg: Config, paths: RunPaths, files: ProcessedFiles) -> ProcessedInputs:
+    """Check the processed artifacts a train stage reads: files, keys, schemas, shapes, run_ids."""
+    if not files.npz.is_file():
         raise ContractError(
             ErrorCode.FILE_NOT_FOUND,
-            f"processed artifact `{npz}` does not exist; run stage=preprocess run_id={paths.run_id} first "
+            f"processed artifact `{files.npz}` does not exist; run stage=preprocess run_id={paths.run_id} first "
             "or set data.processed=PATH",
             "FileNotFoundError",
         )
-    processed = read_processed(npz)
-    contract = _read_json_artifact(npz.parent / "split_contract.json", "split contract")
-    split = split_from_contract(contract, n_rows=len(processed.values))
-    meta = _read_json_artifact(npz.parent / "meta.json", "meta.json")
-    pre_path = preprocessor_path(npz)
-    if not pre_path.is_file():
-        raise ContractError(
-            ErrorCode.FILE_NOT_FOUND, f"preprocessor `{pre_path}` does not exist; re-run stage=preprocess"
-        )
-    preprocessor = _read_json_artifact(pre_path, "preprocessor")
-    check_run_ids(paths.run_id, npz, meta, preprocessor)
-    check_window_counts(split, cfg.data.lookback, cfg.data.horizon)
-    return ProcessedInputs(npz, processed, split, preprocessor)
+    processed = files.read_processed()
+    contract = files.read_split_contract(n_rows=len(processed.values))
+    meta = files.read_meta()
+    state = files.read_preprocessor_state()
+    check_run_ids(paths.run_id, files, meta, state)
+    check_window_counts(contract.split, cfg.data.lookback, cfg.data.horizon)
+    from splineforecast.data.preprocess import Preprocessor  # scikit-learn: only where a stage trains
+
+    return ProcessedInputs(files, processed, contract, meta, Preprocessor.from_json(state))
 
 
 def check_window_counts(split: Split, lookback: int, horizon: int) -> None:
@@ -212,6 +192,21 @@ def check_raw(cfg: Config) -> RawInputs:
     return RawInputs(source, len(raw), frame, freq, split, covariates, notes)
 
 
+def check_trained(paths: RunPaths, data_path: str | None, bundled: str | None) -> ServingSettings:
+    """A trained run's files are there and readable, and so is the history (stage=predict)."""
+    for path in (paths.preprocessor_json, paths.best_ckpt):
+        if not path.is_file():
+            raise ContractError(
+                ErrorCode.FILE_NOT_FOUND,
+                f"`{path}` does not exist: stage=predict needs a trained run_id ({paths.run_id}) "
+                "under paths.artifacts; train it first (stage=all) or set paths.artifacts=DIR",
+                "FileNotFoundError",
+            )
+    settings = paths.read_serving()
+    io.resolve_path(data_path, bundled)
+    return settings
+
+
 def check_writable(folder: Path, fix: str) -> None:
     """``folder`` exists as a writable directory, or can be created (nothing is created here).
 
@@ -231,11 +226,13 @@ def check_writable(folder: Path, fix: str) -> None:
 
 @dataclass
 class Checked:
-    """What the startup checks read: the raw table, or the processed artifacts of stage=train."""
+    """What the startup checks read: the raw table, the processed artifacts of stage=train, or the
+    serving settings of the trained run stage=predict forecasts with."""
 
     paths: RunPaths
     raw: RawInputs | None = None
     processed: ProcessedInputs | None = None
+    serving: ServingSettings | None = None  # stage=predict: the trained run's settings
 
 
 def check(cfg: Config) -> Checked:
@@ -250,16 +247,7 @@ def check(cfg: Config) -> Checked:
     paths = RunPaths(Path(cfg.paths.artifacts), cfg.run_id)
     check_writable(paths.root, "set paths.artifacts=DIR")
     if cfg.stage == "predict":  # no MLflow run: the trained run's local files and the history
-        for path in (paths.preprocessor_json, paths.checkpoints_dir / "best.ckpt"):
-            if not path.is_file():
-                raise ContractError(
-                    ErrorCode.FILE_NOT_FOUND,
-                    f"`{path}` does not exist: stage=predict needs a trained run_id ({paths.run_id}) "
-                    "under paths.artifacts; train it first (stage=all) or set paths.artifacts=DIR",
-                    "FileNotFoundError",
-                )
-        io.resolve_path(cfg.data.path, cfg.data.bundled)
-        return Checked(paths)
+        return Checked(paths, serving=check_trained(paths, cfg.data.path, cfg.data.bundled))
     uri = tracking_uri(cfg.tracking.uri)
     if uri.startswith("sqlite:///"):
         check_writable(
@@ -267,6 +255,5 @@ def check(cfg: Config) -> Checked:
             "set tracking.uri=sqlite:///DIR/mlflow.db (or MLFLOW_TRACKING_URI)",
         )
     if cfg.stage == "train":
-        npz = Path(cfg.data.processed) if cfg.data.processed else paths.processed_npz
-        return Checked(paths, processed=check_processed(cfg, paths, npz))
+        return Checked(paths, processed=check_processed(cfg, paths, paths.processed(cfg.data.processed)))
     return Checked(paths, raw=check_raw(cfg))

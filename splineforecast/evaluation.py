@@ -11,11 +11,13 @@ Metric rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 
+from splineforecast.data.preprocess import Preprocessor
+from splineforecast.data.processed import Processed
+from splineforecast.records import Scores
 from splineforecast.windows import WindowDataset, window_loader
 
 METRICS = ("mae", "mse", "rmse", "mape", "r2", "mase")
@@ -102,7 +104,7 @@ def evaluate(
     season_length: int,
     scale: Scale,
     actual: np.ndarray | None = None,
-) -> dict[str, Any]:
+) -> Scores:
     """Score a model forecast and the baselines on the observed points of one target.
 
     Args:
@@ -113,7 +115,7 @@ def evaluate(
         actual: (T,) the raw observations, when ``series`` was smoothed; the truth scored.
 
     Returns:
-        ``{"metrics", "baselines", "per_horizon", "n_points"}`` for metrics.json.
+        The scores of metrics.json: the model's, the baselines', per horizon step, and the point count.
     """
     horizon = forecast.shape[1]
     y_true, seen = truth(series if actual is None else actual, observed, starts, lookback, horizon)
@@ -128,9 +130,32 @@ def evaluate(
             "mae": np.nanmean(np.abs(err), axis=0).tolist(),
             "rmse": np.sqrt(np.nanmean(err**2, axis=0)).tolist(),
         }
-    return {
-        "metrics": scores.pop("model"),
-        "baselines": scores,
-        "per_horizon": per_horizon,
-        "n_points": int(points.sum()),
-    }
+    return Scores(scores.pop("model"), scores, per_horizon, int(points.sum()))
+
+
+@dataclass(frozen=True)
+class TestForecast:
+    """The model's forecasts of every test window, with the truth they are scored on (original units)."""
+
+    starts: np.ndarray  # (n,) window start rows
+    forecast: np.ndarray  # (n, horizon)
+    series: np.ndarray  # (T,) the filled target, as the model saw it (baselines read it)
+    actual: np.ndarray  # (T,) the raw observations: the truth
+    observed: np.ndarray  # (T,) bool, true where the target was observed
+
+
+def forecast_test(net: torch.nn.Module, pre: Preprocessor, processed: Processed, test: WindowDataset) -> TestForecast:
+    """Forecast every window of ``test`` with ``net`` and put everything back in original units."""
+    t = test.spec.target_indices[0]
+    series = pre.inverse_target(processed.values[:, t].astype(np.float64))
+    # the truth: raw observations (smoothing may have changed `series` at observed points)
+    actual = processed.targets_raw[:, 0] if processed.targets_raw is not None else series
+    forecast = pre.inverse_target(predict(net, test)[:, :, 0].astype(np.float64))
+    return TestForecast(test.starts.numpy(), forecast, series, actual, processed.observed_mask[:, t])
+
+
+def score_test(tf: TestForecast, train: tuple[int, int], lookback: int, season_length: int) -> Scores:
+    """Score ``tf`` and the baselines, scaled by the statistics of the ``train`` rows."""
+    a, b = train
+    scale = train_scale(tf.actual[a:b], tf.observed[a:b], season_length)
+    return evaluate(tf.forecast, tf.series, tf.observed, tf.starts, lookback, season_length, scale, tf.actual)

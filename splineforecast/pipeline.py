@@ -1,7 +1,8 @@
-"""The recipe of a run: preprocess -> train -> evaluate, recorded as one MLflow run.
+"""The recipe of a run: preprocess -> train -> evaluate, recorded as one MLflow run; and stage=predict.
 
-Stages hand over through files: ``preprocess`` writes processed.npz, meta.json,
-split_contract.json and the preprocessor; ``train`` reads them back.
+Stages hand over through files (the artifact layer, :mod:`splineforecast.artifacts`): ``preprocess``
+writes processed.npz, meta.json, the split contract and the preprocessor; ``train`` reads them back
+and writes the checkpoints, metrics.json, serving.json and the report.
 """
 
 from __future__ import annotations
@@ -10,25 +11,36 @@ import dataclasses
 import platform
 import shutil
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
+from pytorch_lightning.callbacks import Callback
 
-from splineforecast import __version__, artifacts, serving
+from splineforecast import __version__
 from splineforecast.artifacts import RunPaths, run_lock
 from splineforecast.config import Config, flatten
 from splineforecast.contracts import Checked, ProcessedInputs, RawInputs, check, check_processed
 from splineforecast.data import io
-from splineforecast.data.preprocess import Preprocessor
-from splineforecast.data.processed import Processed, split_contract, write_processed
-from splineforecast.evaluation import evaluate, predict, train_scale
+from splineforecast.data.preprocess import Preprocessor, Transformed
+from splineforecast.data.processed import Processed
+from splineforecast.evaluation import TestForecast, forecast_test, score_test
 from splineforecast.models.module import ForecastModule
-from splineforecast.report import PLOT_NAME, plot_forecast, write_report
-from splineforecast.tracking import Tracker, resolve_uri, tracked_run, ui_command
-from splineforecast.training import GracefulStop, fit, interruptible
+from splineforecast.records import (
+    CovariateNames,
+    EvalResult,
+    Meta,
+    ServingSettings,
+    Source,
+    SplitContract,
+    TrainingSummary,
+)
+from splineforecast.report import plot_forecast, render_report
+from splineforecast.serving import load_run_forecaster
+from splineforecast.tracking import Tracker, log_model, resolve_uri, tracked_run, ui_command
+from splineforecast.training import EpochMetrics, GracefulStop, TrainResult, fit, interruptible
 from splineforecast.windows import DataSpec, WindowDataModule
 
 
@@ -39,138 +51,149 @@ class RunResult:
     tracking_uri: str
     ui_command: str
     ui_url: str
-    result: dict[str, Any] | None  # the metrics.json content when the run trained
+    result: EvalResult | None  # when the run trained
 
 
 def preprocess(cfg: Config, paths: RunPaths, raw: RawInputs) -> None:
     """Fill and scale the checked table; write the processed artifacts of the run."""
-    d, frame, freq, split, source = cfg.data, raw.frame, raw.freq, raw.split, raw.source
     covariates = [dataclasses.asdict(c) for c in raw.covariates]
-    pre = Preprocessor(d.target, covariates, dataclasses.asdict(cfg.spline), freq, paths.run_id)
-    out = pre.fit(frame, split).transform(frame, split)
-    stamps = frame.index[: split.n_rows].as_unit("ns").asi8
-    raw_target = pre.raw_target(frame, split)[:, None]
+    pre = Preprocessor(cfg.data.target, covariates, dataclasses.asdict(cfg.spline), raw.freq, paths.run_id)
+    out = pre.fit(raw.frame, raw.split).transform(raw.frame, raw.split)
+    stamps = raw.frame.index[: raw.split.n_rows].as_unit("ns").asi8
+    raw_target = pre.raw_target(raw.frame, raw.split)[:, None]
     processed = Processed(out.values, out.observed_mask, stamps, pre.feature_names, [pre.target_index], raw_target)
-    meta = {
-        "run_id": paths.run_id,
-        "source": {"path": str(source), "sha256": io.sha256(source), "rows": raw.n_rows},
-        "freq": freq,
-        "data_checks": raw.notes,
-        "feature_names": pre.feature_names,
-        "target": d.target,
-        "covariates": {
-            "dynamic": [c["name"] for c in covariates if c["role"] == "dynamic"],
-            "static": [c["name"] for c in covariates if c["role"] == "static"],
-            "types": {c["name"]: c["type"] for c in covariates},
-            "spec": cfg.covariate.spec,
+    contract = SplitContract.of(
+        paths.run_id, raw.split, stamps.astype("datetime64[ns]"), cfg.data.lookback, cfg.data.horizon
+    )
+    paths.write_processed(processed, _meta(cfg, paths, raw, pre, out), contract, pre.to_json())
+
+
+def _meta(cfg: Config, paths: RunPaths, raw: RawInputs, pre: Preprocessor, out: Transformed) -> Meta:
+    names = {role: [c.name for c in raw.covariates if c.role == role] for role in ("dynamic", "static")}
+    return Meta(
+        run_id=paths.run_id,
+        source=Source(str(raw.source), io.sha256(raw.source), raw.n_rows),
+        freq=raw.freq,
+        data_checks=raw.notes,
+        feature_names=pre.feature_names,
+        target=cfg.data.target,
+        covariates=CovariateNames(**names, types={c.name: c.type for c in raw.covariates}, spec=cfg.covariate.spec),
+        spline=dataclasses.asdict(cfg.spline),
+        scaler={"kind": "standard", "fitted_on": "train"},
+        n_imputed=out.n_imputed,
+        n_unfilled={n: int(np.isnan(out.values[:, i]).sum()) for i, n in enumerate(pre.feature_names)},
+        versions={
+            "splineforecast": __version__,
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "torch": torch.__version__,
+            "pytorch_lightning": pl.__version__,
         },
-        "spline": dataclasses.asdict(cfg.spline),
-        "scaler": {"kind": "standard", "fitted_on": "train"},
-        "n_imputed": out.n_imputed,
-        "n_unfilled": {n: int(np.isnan(out.values[:, i]).sum()) for i, n in enumerate(pre.feature_names)},
-        "versions": _versions(),
-    }
-    write_processed(paths.processed_npz, processed)
-    artifacts.write_json(paths.meta_json, meta)
-    artifacts.write_json(paths.split_contract_json, split_contract(paths.run_id, split, stamps, d.lookback, d.horizon))
-    artifacts.write_json(paths.preprocessor_json, pre.to_json())
+    )
 
 
-def _versions() -> dict[str, str]:
-    return {
-        "splineforecast": __version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "torch": torch.__version__,
-        "pytorch_lightning": pl.__version__,
-    }
+def train(cfg: Config, paths: RunPaths, tracker: Tracker, inputs: ProcessedInputs, stop: GracefulStop) -> EvalResult:
+    """Train on checked processed artifacts; evaluate the best checkpoint on test; write what serves it."""
+    data = _windows(cfg, inputs)
+    module, trained = _fit(cfg, paths, tracker, data, stop)
+    test = forecast_test(module.net, inputs.preprocessor, inputs.processed, data.datasets["test"])
+    result = EvalResult(
+        run_id=paths.run_id,
+        scores=score_test(test, inputs.split.train, cfg.data.lookback, cfg.data.season_length),
+        training=TrainingSummary(trained.epochs, trained.best_val_loss),
+        windows={k: len(v) for k, v in data.datasets.items()},
+        windows_dropped=data.n_dropped,
+    )
+    paths.write_eval(result)
+    paths.write_serving(_serving_settings(cfg, paths, inputs.preprocessor))
+    _write_report(cfg, paths, inputs, test, result)
+    return result
 
 
-def train(
-    cfg: Config, paths: RunPaths, tracker: Tracker, inputs: ProcessedInputs, stop: GracefulStop
-) -> dict[str, Any]:
-    """Train on checked processed artifacts; evaluate the best checkpoint on test; write metrics, report."""
-    processed, split = inputs.processed, inputs.split
-    pre = Preprocessor.from_json(inputs.preprocessor)
-    d = cfg.data
+def _windows(cfg: Config, inputs: ProcessedInputs) -> WindowDataModule:
+    d, processed = cfg.data, inputs.processed
     spec = DataSpec(len(processed.feature_names), d.lookback, d.horizon, tuple(processed.target_indices))
-    data = WindowDataModule(processed.values, processed.observed_mask, split, spec, d.stride, d.batch_size, cfg.seed)
+    return WindowDataModule(
+        processed.values, processed.observed_mask, inputs.split, spec, d.stride, d.batch_size, cfg.seed
+    )
 
+
+def _fit(
+    cfg: Config, paths: RunPaths, tracker: Tracker, data: WindowDataModule, stop: GracefulStop
+) -> tuple[ForecastModule, TrainResult]:
+    """Train (or resume an unfinished run of this run_id); return the module holding the best weights."""
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    module = ForecastModule(dataclasses.asdict(cfg.model), dataclasses.asdict(spec))
-    resume = stop.last_ckpt.is_file()  # an unfinished run of this run_id (a finished one was refused)
+    module = ForecastModule(dataclasses.asdict(cfg.model), dataclasses.asdict(data.spec))
+    resume = paths.last_ckpt.is_file()  # an unfinished run of this run_id (a finished one was refused)
     if resume:
-        print(f"resuming run_id {paths.run_id} from {stop.last_ckpt}", flush=True)
-    trained = fit(module, data, cfg.trainer, paths.checkpoints_dir, [tracker.epoch_callback()], stop, resume)
+        print(f"resuming run_id {paths.run_id} from {paths.last_ckpt}", flush=True)
+    callbacks: list[Callback] = [EpochMetrics(tracker.log_metrics)]
+    trained = fit(module, data, cfg.trainer, paths.best_ckpt, paths.last_ckpt, callbacks, stop, resume)
     state = torch.load(trained.best_ckpt, map_location="cpu", weights_only=True)
     module.load_state_dict(state["state_dict"])
+    return module, trained
 
-    t = spec.target_indices[0]
-    series = pre.inverse_target(processed.values[:, t].astype(np.float64))  # what the model saw
-    observed = processed.observed_mask[:, t]
-    # the truth: raw observations (smoothing may have changed `series` at observed points)
-    actual = processed.targets_raw[:, 0] if processed.targets_raw is not None else series
-    test = data.datasets["test"]
-    starts = test.starts.numpy()
-    forecast = pre.inverse_target(predict(module.net, test)[:, :, 0].astype(np.float64))
-    a, b = split.train
-    scale = train_scale(actual[a:b], observed[a:b], d.season_length)
-    result = evaluate(forecast, series, observed, starts, d.lookback, d.season_length, scale, actual)
-    result = {
-        "run_id": paths.run_id,
-        **result,
-        "training": {"epochs": trained.epochs, "best_val_loss": trained.best_val_loss},
-        "windows": {k: len(v) for k, v in data.datasets.items()},
-        "windows_dropped": data.n_dropped,
-    }
-    artifacts.write_json(paths.metrics_json, result)
 
-    timestamps = processed.timestamps.astype("datetime64[ns]")
-    origins = starts + d.lookback
-    plot_forecast(
-        paths.report_dir / PLOT_NAME,
-        timestamps,
-        actual,
-        observed,
-        origins,
-        forecast,
-        f"{cfg.model.name.upper()} on {d.name} ({d.target}), test part",
+def _serving_settings(cfg: Config, paths: RunPaths, pre: Preprocessor) -> ServingSettings:
+    d = cfg.data
+    return ServingSettings(
+        paths.run_id,
+        pre.target,
+        pre.covariates,
+        pre.freq,
+        d.time_column,
+        d.time_format,
+        d.lookback,
+        d.horizon,
+        __version__,
     )
+
+
+def _write_report(
+    cfg: Config, paths: RunPaths, inputs: ProcessedInputs, test: TestForecast, result: EvalResult
+) -> None:
+    d, m = cfg.data, cfg.model
+    title = f"{m.name.upper()} on {d.name} ({d.target}), test part"
+    plot = plot_forecast(test, inputs.processed.timestamps.astype("datetime64[ns]"), d.lookback, title)
+    training = result.training
     summary = {
-        "data": f"{d.name} (`{d.target}`, {len(series)} rows, freq {pre.freq})",
-        "model": f"{cfg.model.name}, hidden {cfg.model.hidden_size} x {cfg.model.num_layers} layers, "
-        f"norm {cfg.model.norm}, skip {cfg.model.skip}",
+        "data": f"{d.name} (`{d.target}`, {len(test.series)} rows, freq {inputs.preprocessor.freq})",
+        "model": f"{m.name}, hidden {m.hidden_size} x {m.num_layers} layers, norm {m.norm}, skip {m.skip}",
         "windows": f"lookback {d.lookback}, horizon {d.horizon}; "
-        + ", ".join(f"{k} {v}" for k, v in result["windows"].items()),
+        + ", ".join(f"{k} {v}" for k, v in result.windows.items()),
         "spline": f"{cfg.spline.kind} (max_gap {cfg.spline.max_gap})",
-        "training": f"{trained.epochs} epochs, best val/loss {trained.best_val_loss:.4g}",
+        "training": f"{training.epochs} epochs, best val/loss {training.best_val_loss:.4g}",
     }
-    write_report(paths.report_dir / "report.md", paths.run_id, summary, result)
-    return result
+    paths.write_report(render_report(result, summary, paths.forecast_png.name), plot)
+
+
+def predict(cfg: Config, paths: RunPaths, settings: ServingSettings) -> list[Path]:
+    """stage=predict: forecast after the history file ``data.path`` with the run's model; write the CSV.
+
+    The history is read as ``data.*`` describes it (path, delimiter, time column and format); the
+    window lengths, target, covariates and freq are the run's own.
+
+    Returns:
+        The files written: ``<artifacts>/predictions/<run_id>/forecast.csv``, and ``predict.output`` when set.
+    """
+    d = cfg.data
+    history = dataclasses.replace(settings, time_column=d.time_column, time_format=d.time_format)
+    frame = load_run_forecaster(paths, history).predict(io.read_csv(io.resolve_path(d.path, d.bundled), d.delimiter))
+    also = Path(cfg.predict.output).expanduser() if cfg.predict.output else None
+    return paths.write_forecast(frame.to_csv(index=False).encode(), also)
 
 
 def _write_config(cfg: Config, overrides: list[str], paths: RunPaths) -> None:
     resolved = OmegaConf.to_yaml(OmegaConf.structured(cfg))
-    artifacts.write_bytes(paths.config_dir / "config.yaml", resolved.encode())
-    artifacts.write_bytes(
-        paths.config_dir / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(list(overrides))).encode()
-    )
+    paths.write_config(resolved, OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
 
 
-def _log_outputs(tracker: Tracker, paths: RunPaths, result: dict[str, Any] | None) -> None:
-    tracker.log_artifacts(paths.config_dir, "config")
-    if paths.processed_dir.is_dir():  # also after stage=train, so an overwritten run stays complete
-        tracker.log_artifacts(paths.processed_dir, "processed")
-        tracker.log_artifacts(paths.preprocessor_dir, "preprocessor")
+def _log_outputs(tracker: Tracker, paths: RunPaths, result: EvalResult | None) -> None:
+    for local, artifact_path in paths.mlflow_layout(trained=result is not None):
+        tracker.log_artifacts(local, artifact_path)
     if result is not None:
-        tracker.log_artifacts(paths.checkpoints_dir, "checkpoints")
-        tracker.log_artifacts(paths.metrics_json)
-        tracker.log_artifacts(paths.report_dir)
-        metrics = dict(result["metrics"])
-        for name, scores in result["baselines"].items():
-            metrics.update({f"{name}/{k}": v for k, v in scores.items()})
-        tracker.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
-        serving.log_model(tracker, paths)  # the pyfunc model `model`: runs:/<id>/model
+        tracker.log_metrics(result.mlflow_metrics())
+        log_model(tracker, paths)  # the pyfunc model `model`: runs:/<id>/model
 
 
 # per-invocation settings, not properties of the experiment
@@ -191,10 +214,10 @@ def run(
     checked = checked or check(cfg)
     paths = checked.paths
     if cfg.stage == "predict":  # reads the trained run's local files; creates no MLflow run
-        written = serving.write_forecast(paths, cfg.data, cfg.predict.output)
+        written = predict(cfg, paths, checked.serving or paths.read_serving())
         print("\n".join(f"forecast:      {p}" for p in written), flush=True)
         return RunResult(paths.run_id, "", cfg.tracking.uri, ui_command(cfg.tracking.uri), "", None)
-    stop = GracefulStop(paths.checkpoints_dir / "last.ckpt")
+    stop = GracefulStop(paths.last_ckpt)
     with interruptible(stop), run_lock(paths):
         uri = resolve_uri(cfg.tracking.uri)
         tracker = Tracker(uri, cfg.tracking.experiment, paths.run_id, tags)
@@ -208,7 +231,7 @@ def run(
             if checked.raw is not None:
                 preprocess(cfg, paths, checked.raw)
             if cfg.stage in ("all", "train"):
-                inputs = checked.processed or check_processed(cfg, paths, paths.processed_npz)
+                inputs = checked.processed or check_processed(cfg, paths, paths.processed(cfg.data.processed))
                 result = train(cfg, paths, tracker, inputs, stop)
             _log_outputs(tracker, paths, result)
             tracker.mark_done(cfg.stage)

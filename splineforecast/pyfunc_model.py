@@ -14,9 +14,9 @@ import pandas as pd
 from mlflow.models import set_model
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
-from splineforecast import artifacts
-from splineforecast.errors import ContractError, ErrorCode
-from splineforecast.serving import SETTINGS_FORMAT, Forecaster, load_forecaster
+from splineforecast.files import read_json
+from splineforecast.records import ServingSettings
+from splineforecast.serving import Forecaster, load_forecaster
 
 
 class SplineForecastModel(PythonModel):
@@ -25,12 +25,8 @@ class SplineForecastModel(PythonModel):
     forecaster: Forecaster
 
     def load_context(self, context: PythonModelContext) -> None:
-        settings = artifacts.read_json(Path(context.artifacts["settings"]))
-        if settings.get("format") != SETTINGS_FORMAT:
-            raise ContractError(
-                ErrorCode.ARTIFACT_CONTRACT_ERROR,
-                f"serving settings format is {settings.get('format')!r}, expected {SETTINGS_FORMAT!r}",
-            )
+        path = Path(context.artifacts["settings"])
+        settings = ServingSettings.from_json(read_json(path), path)
         self.forecaster = load_forecaster(
             Path(context.artifacts["preprocessor"]), Path(context.artifacts["checkpoint"]), settings
         )

@@ -1,47 +1,34 @@
-"""Serving: a trained run's preprocessor and checkpoint -> a forecast from recent history.
+"""Inference: a trained run's preprocessor, checkpoint and serving settings -> a forecast from history.
 
-``forecast`` is the recipe (validate, fill and scale, one network call, inverse-scale);
-``Forecaster`` holds what it needs, loaded from the run's files; ``log_model`` records it as an
-MLflow pyfunc model under ``model`` with MLflow's "models from code" (``pyfunc_model.py``), so
-the logged model holds JSON, a weights-only checkpoint and source code: nothing is unpickled.
+``forecast`` is the recipe (validate, fill and scale, one network call, inverse-scale); ``Forecaster``
+holds what it needs, loaded from the run's files by :func:`load_run_forecaster`, or from the files of
+the pyfunc model (``pyfunc_model.py``) by :func:`load_forecaster`. Nothing here writes files or talks
+to MLflow: the predict stage lives in ``pipeline.py``, model logging in ``tracking.py``.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
-import json
-import os
+import dataclasses
 import pickle  # only for its error type: checkpoints load with weights_only
-import tempfile
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
-from splineforecast import __version__, artifacts
-from splineforecast.artifacts import RunPaths
-from splineforecast.data import io, schema
+from splineforecast.artifacts import RunPaths, read_preprocessor_state
+from splineforecast.data import schema
 from splineforecast.data.covariates import check_static
 from splineforecast.data.preprocess import Preprocessor
 from splineforecast.errors import ContractError, ErrorCode
 from splineforecast.models.factory import build_network
+from splineforecast.records import ServingSettings
 from splineforecast.windows import DataSpec
 
-if TYPE_CHECKING:
-    from splineforecast.config import DataConfig
-    from splineforecast.tracking import Tracker
-
-SETTINGS_FORMAT = "splineforecast.serving.v1"
-MODEL_ARTIFACT_PATH = "model"
-PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
-_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+SETTINGS_FORMAT = ServingSettings.FORMAT  # read by splineforecast 0.1.0's pyfunc code
 
 
 def _contract(message: str) -> ContractError:
@@ -75,14 +62,13 @@ def load_network(path: Path) -> tuple[nn.Module, DataSpec]:
     return net.eval(), spec
 
 
-def _window(
-    history: pd.DataFrame, pre: Preprocessor, lookback: int, time_column: str, time_format: str | None
-) -> tuple[pd.DatetimeIndex, np.ndarray]:
+def _window(history: pd.DataFrame, pre: Preprocessor, settings: ServingSettings) -> tuple[pd.DatetimeIndex, np.ndarray]:
     """Checked history -> (grid timestamps, scaled values) of the whole history on the freq grid."""
     if not isinstance(history, pd.DataFrame):
         raise ContractError(
             ErrorCode.DATA_SCHEMA_ERROR, f"history must be a table (DataFrame), got {type(history).__name__}"
         )
+    time_column, lookback = settings.time_column, settings.lookback
     names = [pre.target, *(c["name"] for c in pre.covariates)]
     missing = [c for c in [time_column, *names] if c not in history.columns]
     if missing:
@@ -93,7 +79,7 @@ def _window(
         )
     numeric = [c["name"] for c in pre.covariates if c["type"] == "numeric"]
     raw = history[[time_column, *names]].reset_index(drop=True)
-    frame, _, _ = schema.validate(raw, time_column, pre.target, pre.freq, numeric, time_format)
+    frame, _, _ = schema.validate(raw, time_column, pre.target, pre.freq, numeric, settings.time_format)
     check_static(frame, [c["name"] for c in pre.covariates if c["role"] == "static"])
     if len(frame) < lookback:
         raise ContractError(
@@ -105,35 +91,28 @@ def _window(
 
 
 def forecast(
-    history: pd.DataFrame,
-    preprocessor: Preprocessor,
-    net: nn.Module,
-    lookback: int,
-    horizon: int,
-    time_column: str,
-    time_format: str | None = None,
+    history: pd.DataFrame, preprocessor: Preprocessor, net: nn.Module, settings: ServingSettings
 ) -> pd.DataFrame:
-    """Forecast ``horizon`` steps after the end of ``history``.
+    """Forecast ``settings.horizon`` steps after the end of ``history``.
 
     Args:
         history: the time column, the target and the run's covariate columns (cells as text or
             numbers; gaps as empty cells or missing steps). Other columns are ignored.
         preprocessor: the run's fitted preprocessor (its freq is the time grid).
         net: the trained network, reading (batch, lookback, n_features).
-        lookback, horizon: the network's window lengths.
-        time_column: the name of the timestamp column.
-        time_format: strftime format of the timestamps; None means ISO 8601.
+        settings: the window lengths, and the time column and its format (None: ISO 8601).
 
     Returns:
-        ``horizon`` rows: ``time_column`` (the next steps of the grid), ``step`` (1..horizon)
+        ``horizon`` rows: the time column (the next steps of the grid), ``step`` (1..horizon)
         and the forecast in original units, named after the target.
 
     Raises:
         ContractError: DATA_SCHEMA_ERROR (28) for a missing column or bad cells;
-            INSUFFICIENT_DATA_ERROR (26) for a history shorter than ``lookback`` or a window
+            INSUFFICIENT_DATA_ERROR (26) for a history shorter than the lookback or a window
             that still holds a gap longer than ``spline.max_gap``.
     """
-    index, values = _window(history, preprocessor, lookback, time_column, time_format)
+    lookback, horizon = settings.lookback, settings.horizon
+    index, values = _window(history, preprocessor, settings)
     window = values[-lookback:]  # (lookback, n_features)
     gaps = np.isnan(window).any(axis=1)
     if gaps.any():
@@ -151,7 +130,9 @@ def forecast(
         raise _contract(f"the network forecasts shape {tuple(out.shape[1:])}, expected horizon {horizon} x 1 target")
     values_out = preprocessor.inverse_target(out[0, :, 0].numpy().astype(np.float64))
     future = pd.date_range(index[-1], periods=horizon + 1, freq=preprocessor.freq)[1:]
-    return pd.DataFrame({time_column: future, "step": np.arange(1, horizon + 1), preprocessor.target: values_out})
+    return pd.DataFrame(
+        {settings.time_column: future, "step": np.arange(1, horizon + 1), preprocessor.target: values_out}
+    )
 
 
 @dataclass
@@ -160,162 +141,43 @@ class Forecaster:
 
     preprocessor: Preprocessor
     net: nn.Module
-    lookback: int
-    horizon: int
-    time_column: str
-    time_format: str | None = None
+    settings: ServingSettings
 
     def predict(self, history: pd.DataFrame) -> pd.DataFrame:
         """The forecast after ``history`` (see :func:`forecast`)."""
-        return forecast(
-            history, self.preprocessor, self.net, self.lookback, self.horizon, self.time_column, self.time_format
-        )
+        return forecast(history, self.preprocessor, self.net, self.settings)
 
 
-def _read_json(path: Path, what: str) -> Any:
-    if not path.is_file():
-        raise ContractError(ErrorCode.FILE_NOT_FOUND, f"{what} `{path}` does not exist", "FileNotFoundError")
-    return artifacts.read_json_artifact(path, what)
+def load_forecaster(
+    preprocessor: Path | Preprocessor, checkpoint: Path, settings: ServingSettings | dict[str, Any]
+) -> Forecaster:
+    """Load a run's network (and preprocessor, given a path); check they agree with ``settings``.
 
-
-def load_forecaster(preprocessor_json: Path, checkpoint: Path, settings: dict[str, Any]) -> Forecaster:
-    """Load a run's preprocessor and network; check they agree with ``settings``.
-
-    Args:
-        settings: ``time_column`` (and optionally ``time_format``, ``target``, ``lookback``,
-            ``horizon``, which must match the artifacts).
+    ``settings`` may be the plain serving.json dict (as splineforecast 0.1.0's pyfunc code passes it).
+    Window lengths of 0 in ``settings`` are taken from the checkpoint.
 
     Raises:
         ContractError: FILE_NOT_FOUND, or ARTIFACT_CONTRACT_ERROR when the artifacts disagree.
     """
-    pre = Preprocessor.from_json(_read_json(preprocessor_json, "preprocessor"))
+    if isinstance(settings, dict):
+        settings = ServingSettings.from_json(settings, checkpoint.with_name("serving.json"))
+    pre = preprocessor if isinstance(preprocessor, Preprocessor) else _read_preprocessor(preprocessor)
     net, spec = load_network(checkpoint)
     found = {"target": pre.target, "lookback": spec.lookback, "horizon": spec.horizon}
-    differ = {k: (settings[k], v) for k, v in found.items() if k in settings and settings[k] != v}
+    given = {"target": settings.target, "lookback": settings.lookback, "horizon": settings.horizon}
+    differ = {k: (given[k], v) for k, v in found.items() if given[k] and given[k] != v}
     if len(pre.feature_names) != spec.n_features:
         differ["n_features"] = (len(pre.feature_names), spec.n_features)
     if differ:
         raise _contract(f"serving settings, preprocessor and checkpoint disagree (given, found): {differ}")
-    return Forecaster(pre, net, spec.lookback, spec.horizon, settings["time_column"], settings.get("time_format"))
+    return Forecaster(pre, net, dataclasses.replace(settings, lookback=spec.lookback, horizon=spec.horizon))
 
 
-def load_run_forecaster(paths: RunPaths, time_column: str, time_format: str | None = None) -> Forecaster:
-    """The Forecaster of a trained run from its local files (``preprocessor.json``, ``best.ckpt``)."""
-    settings = {"time_column": time_column, "time_format": time_format}
-    return load_forecaster(paths.preprocessor_json, paths.checkpoints_dir / "best.ckpt", settings)
+def _read_preprocessor(path: Path) -> Preprocessor:
+    return Preprocessor.from_json(read_preprocessor_state(path))
 
 
-def write_forecast(paths: RunPaths, data: DataConfig, output: str | None = None) -> list[Path]:
-    """stage=predict: forecast after the history file ``data.path`` with the run's model; write CSVs.
-
-    The history is read as ``data.*`` describes it (path, delimiter, time column and format);
-    the window lengths, target, covariates and freq are the run's own.
-
-    Returns:
-        The files written: ``<artifacts>/predictions/<run_id>/forecast.csv``, and ``output`` when given.
-    """
-    source = io.resolve_path(data.path, data.bundled)
-    model = load_run_forecaster(paths, data.time_column, data.time_format)
-    frame = model.predict(io.read_csv(source, data.delimiter))
-    text = frame.to_csv(index=False).encode()
-    written = [paths.root / "predictions" / paths.run_id / "forecast.csv"]
-    if output:
-        written.append(Path(output).expanduser())
-    for path in written:
-        artifacts.write_bytes(path, text)
-    return written
-
-
-def _settings(paths: RunPaths) -> dict[str, Any]:
-    """What the pyfunc model needs besides the preprocessor and checkpoint, from the run's files."""
-    import yaml
-
-    pre = Preprocessor.from_json(_read_json(paths.preprocessor_json, "preprocessor"))
-    _, spec = load_network(paths.checkpoints_dir / "best.ckpt")
-    config_yaml = paths.config_dir / "config.yaml"
-    data = (yaml.safe_load(config_yaml.read_text(encoding="utf-8")) or {}).get("data", {})
-    return {
-        "format": SETTINGS_FORMAT,
-        "version": __version__,
-        "run_id": paths.run_id,
-        "target": pre.target,
-        "covariates": pre.covariates,
-        "freq": pre.freq,
-        "time_column": data.get("time_column", "date"),
-        "time_format": data.get("time_format"),
-        "lookback": spec.lookback,
-        "horizon": spec.horizon,
-    }
-
-
-def pip_requirements() -> list[str]:
-    """The runtime requirements of the served model: this package and its own dependencies."""
-    try:
-        requires = importlib.metadata.requires("splineforecast") or []
-    except importlib.metadata.PackageNotFoundError:
-        requires = []
-    runtime = [r for r in requires if "extra ==" not in r]
-    return [f"splineforecast=={__version__}", *runtime]
-
-
-@contextmanager
-def _fluent_run(uri: str, mlflow_run_id: str) -> Iterator[None]:
-    """Make ``mlflow_run_id`` on ``uri`` MLflow's active run for a fluent call, then restore.
-
-    ``mlflow.set_tracking_uri`` also sets ``MLFLOW_TRACKING_URI`` in the environment (which
-    then wins over every later configured URI), so the variable is put back as it was.
-    """
-    import mlflow
-    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
-
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", _PROGRESS_BAR)}
-    os.environ[_PROGRESS_BAR] = "false"  # MLflow copies the artifacts with a progress bar each
-    try:
-        with _use_tracking_uri(uri), mlflow.start_run(run_id=mlflow_run_id, nested=True):
-            yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def log_model(tracker: Tracker, paths: RunPaths) -> str:
-    """Log the run's pyfunc model under ``model`` (models from code: no pickle of our objects).
-
-    ``mlflow.pyfunc.load_model("runs:/<id>/model").predict(history)`` then returns the forecast
-    frame of :func:`forecast`.
-
-    Returns:
-        The model URI (``models:/<model_id>``).
-    """
-    import mlflow
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
-
-    settings = _settings(paths)
-    # no input schema: the history's columns and cell types vary (text or numbers, gaps), and
-    # `forecast` checks them; the output schema documents the forecast frame
-    outputs = Schema(
-        [ColSpec("datetime", settings["time_column"]), ColSpec("long", "step"), ColSpec("double", settings["target"])]
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        settings_json = Path(tmp) / "serving.json"
-        settings_json.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-        files = {
-            "preprocessor": str(paths.preprocessor_json),
-            "checkpoint": str(paths.checkpoints_dir / "best.ckpt"),
-            "settings": str(settings_json),
-        }
-        with _fluent_run(tracker.uri, tracker.mlflow_run_id), warnings.catch_warnings():
-            # the history differs per call (length, gaps), so there is no one input example
-            warnings.filterwarnings("ignore", message=".*An input example was not provided")
-            info = mlflow.pyfunc.log_model(
-                name=MODEL_ARTIFACT_PATH,
-                python_model=str(PYFUNC_CODE),
-                artifacts=files,
-                pip_requirements=pip_requirements(),
-                signature=ModelSignature(inputs=None, outputs=outputs),
-            )
-    return str(info.model_uri)
+def load_run_forecaster(paths: RunPaths, settings: ServingSettings | None = None) -> Forecaster:
+    """The Forecaster of a trained run from its local files (``settings`` default to the run's own)."""
+    settings = paths.read_serving() if settings is None else settings
+    return load_forecaster(paths.preprocessor_json, paths.best_ckpt, settings)

@@ -1,4 +1,4 @@
-"""The only module that imports mlflow: one MLflow run per run_id, its params, metrics and files.
+"""The only module that imports mlflow: one MLflow run per run_id, its params, metrics, files and model.
 
 Parallel jobs (``hydra/launcher=joblib``) share one store safely: a fresh sqlite store is created and
 migrated by one process under a file lock beside the database, store calls are retried while sqlite
@@ -9,26 +9,27 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.metadata
 import logging
 import os
 import random
+import sys
+import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX: no cross-process lock, the retries remain
-    fcntl = None  # type: ignore[assignment]
-
-import pytorch_lightning as pl
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, Run, RunStatus
 
+from splineforecast import __version__
+from splineforecast.artifacts import RunPaths
 from splineforecast.config import tracking_uri
 from splineforecast.errors import ContractError, ErrorCode, Interrupted
+from splineforecast.files import file_lock
 
 RUN_ID_TAG = "splineforecast.run_id"
 STAGES_TAG = "splineforecast.stages_done"
@@ -40,6 +41,8 @@ PARENT_RUN_TAG = "mlflow.parentRunId"  # the MLflow UI nests a run under this on
 _PARAM_LIMIT = 6000  # MLflow's longest param value
 _RETRIES = 10  # attempts of one store call while sqlite is locked (backoff 0.1 s doubling to 5 s: ~25 s)
 _T = TypeVar("_T")
+MODEL_ARTIFACT_PATH = "model"
+PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")  # the model's code, logged with it
 
 
 def resolve_uri(configured: str) -> str:
@@ -61,19 +64,9 @@ def _sqlite_path(uri: str) -> Path | None:
     return Path(path) if path and path != ":memory:" else None
 
 
-@contextmanager
-def _file_lock(path: Path | None) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (created when missing); a no-op for None or off POSIX."""
-    if path is None or fcntl is None:
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _lock(path: Path | None) -> AbstractContextManager[Any]:
+    """An exclusive file lock on ``path``; nothing to hold for None."""
+    return nullcontext() if path is None else file_lock(path)
 
 
 def _store_lock(uri: str) -> Path | None:
@@ -137,7 +130,7 @@ def ui_command(uri: str) -> str:
     """The shell command that opens the MLflow UI on this store."""
     if uri.startswith("http"):
         return f"open {uri}"
-    return f"mlflow ui --backend-store-uri {uri}"
+    return f"{sys.executable} -m mlflow ui --backend-store-uri {uri}"  # works without activating the venv
 
 
 class Tracker:
@@ -156,7 +149,7 @@ class Tracker:
         self.uri, self.run_id, self.tags = uri, run_id, tags or {}
         # one process at a time creates or migrates a sqlite store and creates the experiment:
         # parallel jobs on a fresh store would otherwise race ("table already exists", "database is locked")
-        with _file_lock(_store_lock(uri)):
+        with _lock(_store_lock(uri)):
             self.client = cast(MlflowClient, _RetryingClient(MlflowClient(tracking_uri=uri)))
             found = self.client.get_experiment_by_name(experiment)
             self.experiment_id = (
@@ -224,7 +217,7 @@ class Tracker:
         lock = _store_lock(self.uri)
         if lock is None and Path(sweep).is_dir():
             lock = Path(sweep) / ".mlflow-parent.lock"
-        with _file_lock(lock):
+        with _lock(lock):
             found = self.client.search_runs(
                 [self.experiment_id],
                 filter_string=f"tags.`{SWEEP_PARENT_TAG}` = '{key}'",
@@ -282,9 +275,6 @@ class Tracker:
         if self.parent_run_id:
             self.client.set_terminated(self.parent_run_id, status="FINISHED")
 
-    def epoch_callback(self) -> pl.Callback:
-        return _EpochMetrics(self)
-
 
 @contextmanager
 def tracked_run(tracker: Tracker) -> Iterator[Tracker]:
@@ -300,15 +290,49 @@ def tracked_run(tracker: Tracker) -> Iterator[Tracker]:
     tracker.end("FINISHED")
 
 
-class _EpochMetrics(pl.Callback):
-    """Log ``train/loss`` and ``val/loss`` once per epoch (never per step: it costs time)."""
+def pip_requirements() -> list[str]:
+    """The runtime requirements of the served model: this package and its own dependencies."""
+    try:
+        requires = importlib.metadata.requires("splineforecast") or []
+    except importlib.metadata.PackageNotFoundError:
+        requires = []
+    return [f"splineforecast=={__version__}", *(r for r in requires if "extra ==" not in r)]
 
-    def __init__(self, tracker: Tracker) -> None:
-        self.tracker = tracker
 
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not trainer.is_global_zero:  # DDP: one MLflow writer
-            return
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k in ("train/loss", "val/loss")}
-        if metrics:
-            self.tracker.log_metrics(metrics, step=trainer.current_epoch)
+def log_model(tracker: Tracker, paths: RunPaths) -> str:
+    """Log the run's pyfunc model as the run artifact ``model`` (models from code: nothing is pickled).
+
+    The model is saved with ``mlflow.pyfunc.save_model`` from ``pyfunc_model.py``, the preprocessor,
+    the best checkpoint and serving.json, then logged into the run's artifacts:
+    ``mlflow.pyfunc.load_model("runs:/<id>/model").predict(history)`` returns the forecast frame of
+    :func:`splineforecast.serving.forecast`.
+
+    Returns:
+        The model URI (``runs:/<MLflow run id>/model``).
+    """
+    import mlflow.pyfunc
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    # MLflow copies each model file with a progress bar unless told otherwise (a user's setting wins)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    settings = paths.read_serving()
+    # no input schema: the history's columns and cell types vary (text or numbers, gaps), and
+    # `forecast` checks them; the output schema documents the forecast frame
+    outputs = Schema(
+        [ColSpec("datetime", settings.time_column), ColSpec("long", "step"), ColSpec("double", settings.target)]
+    )
+    files = {"preprocessor": paths.preprocessor_json, "checkpoint": paths.best_ckpt, "settings": paths.serving_json}
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        # the history differs per call (length, gaps), so there is no one input example
+        warnings.filterwarnings("ignore", message=".*An input example was not provided")
+        saved = Path(tmp) / MODEL_ARTIFACT_PATH
+        mlflow.pyfunc.save_model(
+            saved,
+            python_model=str(PYFUNC_CODE),
+            artifacts={k: str(v) for k, v in files.items()},
+            pip_requirements=pip_requirements(),
+            signature=ModelSignature(inputs=None, outputs=outputs),
+        )
+        tracker.log_artifacts(saved, MODEL_ARTIFACT_PATH)
+    return f"runs:/{tracker.mlflow_run_id}/{MODEL_ARTIFACT_PATH}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import Cli
 
 from splineforecast import pipeline
 from splineforecast.artifacts import RunPaths
@@ -39,6 +39,10 @@ MLFLOW_FILES = {
     "metrics.json",
     "report.md",
     "config/config.yaml",
+    "config/overrides.yaml",
+    "model/MLmodel",
+    "model/pyfunc_model.py",
+    "model/artifacts/serving.json",
 }
 
 
@@ -63,22 +67,37 @@ def finished(isolated_module: tuple[Path, list[str]], compose: Compose) -> dict[
     return {"root": root, "cfg": cfg, "result": result, "paths": RunPaths(root / "artifacts", RUN_ID)}
 
 
-def test_local_artifacts_exist(finished: dict[str, Any]) -> None:
-    paths: RunPaths = finished["paths"]
-    for path in (
-        paths.processed_npz,
-        paths.meta_json,
-        paths.split_contract_json,
-        paths.preprocessor_json,
-        paths.checkpoints_dir / "best.ckpt",
-        paths.checkpoints_dir / "last.ckpt",
-        paths.metrics_json,
-        paths.report_dir / "report.md",
-        paths.report_dir / "forecast.png",
-        paths.config_dir / "config.yaml",
-    ):
-        assert path.is_file() and path.stat().st_size > 0, path
-    assert str(paths.root).startswith(str(finished["root"]))
+# the local layout as the README documents it, spelled out here rather than asked of RunPaths
+LOCAL_FILES = [
+    f"processed/{RUN_ID}/processed.npz",
+    f"processed/{RUN_ID}/meta.json",
+    f"processed/{RUN_ID}/split_contract.json",
+    f"preprocessor/{RUN_ID}/preprocessor.json",
+    f"checkpoints/{RUN_ID}/best.ckpt",
+    f"checkpoints/{RUN_ID}/last.ckpt",
+    f"metrics/{RUN_ID}/metrics.json",
+    f"reports/{RUN_ID}/report.md",
+    f"reports/{RUN_ID}/forecast.png",
+    f"config/{RUN_ID}/config.yaml",
+    f"config/{RUN_ID}/overrides.yaml",
+    f"model/{RUN_ID}/serving.json",
+]
+
+
+def test_local_artifacts_follow_the_documented_layout(finished: dict[str, Any]) -> None:
+    root = finished["root"] / "artifacts"
+    found = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    assert found == sorted(LOCAL_FILES)  # nothing missing, nothing else (no temp files left behind)
+    assert all((root / f).stat().st_size > 0 for f in LOCAL_FILES)
+
+
+def test_artifact_files_follow_the_umask(finished: dict[str, Any]) -> None:
+    """A teammate can read a run's files when the umask lets them (not 0600 like a bare temp file)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    root = finished["root"] / "artifacts"
+    modes = {f: (root / f).stat().st_mode & 0o777 for f in LOCAL_FILES}
+    assert modes == {f: 0o666 & ~umask for f in LOCAL_FILES}
 
 
 def test_mlflow_run_holds_every_artifact(finished: dict[str, Any]) -> None:
@@ -96,11 +115,11 @@ def test_mlflow_run_name_tag_status_params_and_metrics(finished: dict[str, Any])
     assert run.data.tags[RUN_ID_TAG] == RUN_ID
     assert run.info.status == "FINISHED"
     assert run.data.params["model.name"] == "lstm" and run.data.params["data.name"] == "tiny"
-    metrics = result.result["metrics"]
+    metrics = result.result.metrics
     for name in METRICS:
         if np.isfinite(metrics[name]):
             assert run.data.metrics[name] == pytest.approx(metrics[name])
-    assert run.data.metrics["naive/mae"] == pytest.approx(result.result["baselines"]["naive"]["mae"])
+    assert run.data.metrics["naive/mae"] == pytest.approx(result.result.baselines["naive"]["mae"])
 
 
 def test_metrics_json(finished: dict[str, Any]) -> None:
@@ -114,7 +133,8 @@ def test_metrics_json(finished: dict[str, Any]) -> None:
         assert all(np.isfinite(v) for v in scores.values())
         assert scores["rmse"] == pytest.approx(np.sqrt(scores["mse"]))
     assert metrics["n_points"] > 0
-    assert metrics["metrics"] == finished["result"].result["metrics"]
+    assert metrics["metrics"] == finished["result"].result.metrics
+    assert metrics["schema_version"] == "splineforecast.metrics.v1"
     report = (paths.report_dir / "report.md").read_text(encoding="utf-8")
     assert RUN_ID in report and "seasonal_naive" in report
 
@@ -134,7 +154,7 @@ def test_checkpoints_load_without_pickle(finished: dict[str, Any]) -> None:
 def test_processed_artifacts(finished: dict[str, Any]) -> None:
     paths: RunPaths = finished["paths"]
     with np.load(paths.processed_npz, allow_pickle=False) as npz:
-        assert set(NPZ_KEYS) <= set(npz.files) <= {*NPZ_KEYS, "targets_raw"}
+        assert set(npz.files) == {*NPZ_KEYS, "targets_raw"}
         arrays = {k: npz[k] for k in npz.files}
     contract = json.loads(paths.split_contract_json.read_text(encoding="utf-8"))
     meta = json.loads(paths.meta_json.read_text(encoding="utf-8"))
@@ -149,8 +169,7 @@ def test_processed_artifacts(finished: dict[str, Any]) -> None:
     assert arrays["feature_names"].tolist() == ["co2"] and arrays["target_indices"].tolist() == [0]
     raw = pd.read_csv(Path(meta["source"]["path"]))["co2"].to_numpy()[:n]  # tiny: no missing rows
     assert np.array_equal(arrays["observed_mask"][:, 0], ~np.isnan(raw))
-    if "targets_raw" in arrays:  # the raw observations metrics score
-        np.testing.assert_array_equal(arrays["targets_raw"][:, 0], raw)
+    np.testing.assert_array_equal(arrays["targets_raw"][:, 0], raw)  # the raw observations metrics score
     assert meta["n_imputed"]["co2"] > 0
     a, b = contract["train"]["start"], contract["train"]["stop"]
     train = arrays["values"][a:b, 0][arrays["observed_mask"][a:b, 0]]
@@ -175,33 +194,15 @@ def test_rerun_of_a_finished_run_conflicts_unless_overwrite(isolated: list[str],
     assert [r.info.run_id for r in live] == [replaced.mlflow_run_id]
 
 
-def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    return subprocess.run(
-        [sys.executable, "-m", "splineforecast", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 @pytest.mark.slow
-def test_cli_run_exits_0_and_prints_the_run_id(tmp_path: Path) -> None:
-    uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
-    proc = _cli(
-        tmp_path,
-        "data=tiny",
-        "trainer=smoke",
-        "run_id=t1",
-        f"tracking.uri={uri}",
-        f"paths.artifacts={tmp_path}/artifacts",
-    )
+def test_cli_run_exits_0_and_prints_the_run_id(cli: Cli) -> None:
+    proc = cli("data=tiny", "trainer=smoke", "run_id=t1")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert re.search(r"^run_id:\s+t1$", proc.stdout, re.MULTILINE), proc.stdout
-    assert (tmp_path / "artifacts" / "metrics" / "t1" / "metrics.json").is_file()
-    client = mlflow.MlflowClient(uri)
+    ui = re.search(r"^MLflow UI:\s+(.+?) -m mlflow ui --backend-store-uri (\S+)", proc.stdout, re.MULTILINE)
+    assert ui and ui.group(1) == sys.executable and ui.group(2) == cli.tracking_uri  # works without a venv
+    assert (cli.artifacts / "metrics" / "t1" / "metrics.json").is_file()
+    client = mlflow.MlflowClient(cli.tracking_uri)
     experiment = client.get_experiment_by_name("splineforecast")
     runs = client.search_runs([experiment.experiment_id], f"tags.`{RUN_ID_TAG}` = 't1'")
     assert len(runs) == 1 and runs[0].info.status == "FINISHED"
@@ -215,8 +216,8 @@ REFUSALS = [
 
 
 @pytest.mark.parametrize(("args", "named"), REFUSALS, ids=[a[0] for a, _ in REFUSALS])
-def test_cli_refusal_exit_code_and_payload(tmp_path: Path, args: list[str], named: str) -> None:
-    proc = _cli(tmp_path, *args)
+def test_cli_refusal_exit_code_and_payload(cli: Cli, args: list[str], named: str) -> None:
+    proc = cli(*args, store=False)
     assert proc.returncode == 25, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, lines  # the payload alone: no log line, no traceback
@@ -226,4 +227,4 @@ def test_cli_refusal_exit_code_and_payload(tmp_path: Path, args: list[str], name
     assert payload["ok"] is False and payload["exit_code"] == 25
     assert payload["error"]["code"] == "CONFIG_ERROR"
     assert named in payload["error"]["message"] and isinstance(payload["error"]["type"], str)
-    assert not (tmp_path / "mlruns").exists()  # refused before any tracking
+    assert not (cli.root / "mlruns").exists()  # refused before any tracking

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,9 +21,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import Cli, find_free_port
 
 from splineforecast import pipeline, serving
-from splineforecast.artifacts import RunPaths
 from splineforecast.config import Config
 from splineforecast.contracts import check
 from splineforecast.data.preprocess import Preprocessor
@@ -32,6 +31,7 @@ from splineforecast.data.splits import time_splits
 from splineforecast.errors import ContractError, ErrorCode
 from splineforecast.models.factory import build_network
 from splineforecast.models.module import ForecastModule
+from splineforecast.records import ServingSettings
 from splineforecast.windows import DataSpec
 
 Compose = Callable[[list[str]], Config]
@@ -40,6 +40,7 @@ RUN_ID = "serve"
 LOOKBACK, HORIZON = 16, 4  # data=tiny
 MODEL_CFG = {"name": "lstm", "hidden_size": 8, "num_layers": 1, "dropout": 0.0, "norm": "last", "skip": True}
 MODEL_CFG_FULL = {**MODEL_CFG, "lr": 1e-3, "weight_decay": 0.0}
+SETTINGS = ServingSettings("unit", "y", [], "W-SAT", "date", None, LOOKBACK, HORIZON)
 TINY_CSV = Path(str(resources.files("splineforecast") / "datasets" / "co2_tiny.csv"))
 
 
@@ -69,7 +70,7 @@ def test_forecast_continues_the_grid_in_original_units(
     tiny_frame: pd.DataFrame, fitted: Preprocessor, net: torch.nn.Module
 ) -> None:
     history = _history(tiny_frame.iloc[:60])  # rows 10-12 and 40 are short gaps
-    out = serving.forecast(history, fitted, net, LOOKBACK, HORIZON, "date")
+    out = serving.forecast(history, fitted, net, SETTINGS)
     assert list(out.columns) == ["date", "step", "y"]
     assert out["step"].tolist() == [1, 2, 3, 4]
     expected = pd.date_range(tiny_frame.index[59], periods=HORIZON + 1, freq="W-SAT")[1:]
@@ -81,7 +82,7 @@ def test_forecast_refuses_a_history_shorter_than_lookback(
     tiny_frame: pd.DataFrame, fitted: Preprocessor, net: torch.nn.Module
 ) -> None:
     with pytest.raises(ContractError) as err:
-        serving.forecast(_history(tiny_frame.iloc[: LOOKBACK - 1]), fitted, net, LOOKBACK, HORIZON, "date")
+        serving.forecast(_history(tiny_frame.iloc[: LOOKBACK - 1]), fitted, net, SETTINGS)
     assert err.value.code is ErrorCode.INSUFFICIENT_DATA_ERROR and err.value.exit_code == 26
     assert "lookback 16" in err.value.message
 
@@ -92,7 +93,7 @@ def test_forecast_refuses_a_missing_column(
 ) -> None:
     history = _history(tiny_frame.iloc[:60]).drop(columns=[drop])
     with pytest.raises(ContractError) as err:
-        serving.forecast(history, fitted, net, LOOKBACK, HORIZON, "date")
+        serving.forecast(history, fitted, net, SETTINGS)
     assert err.value.code is ErrorCode.DATA_SCHEMA_ERROR and err.value.exit_code == 28
     assert f"['{drop}']" in err.value.message
 
@@ -102,7 +103,7 @@ def test_forecast_refuses_an_unfilled_gap_in_the_window(
 ) -> None:
     history = _history(tiny_frame.iloc[:110])  # rows 70-99 (30 steps > max_gap 26) stay missing
     with pytest.raises(ContractError) as err:
-        serving.forecast(history, fitted, net, LOOKBACK, HORIZON, "date")
+        serving.forecast(history, fitted, net, SETTINGS)
     assert err.value.exit_code == 26 and "max_gap" in err.value.message
 
 
@@ -232,13 +233,15 @@ print(json.dumps({"files": files, "forecast": json.loads(out.to_json(orient="rec
 
 
 @pytest.mark.slow
-def test_run_logs_the_model_and_leaves_the_environment(finished: dict[str, Any]) -> None:
-    assert "MLFLOW_TRACKING_URI" not in os.environ  # set_tracking_uri's side effect was undone
+def test_run_logs_the_model_as_a_run_artifact_and_leaves_the_environment(finished: dict[str, Any]) -> None:
+    assert "MLFLOW_TRACKING_URI" not in os.environ  # logging the model set no tracking URI
     import mlflow
 
-    run = mlflow.MlflowClient(finished["uri"]).get_run(finished["result"].mlflow_run_id)
+    client = mlflow.MlflowClient(finished["uri"])
+    run = client.get_run(finished["result"].mlflow_run_id)
     assert run.info.status == "FINISHED"
-    assert [m.model_id for m in run.outputs.model_outputs]
+    listed = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
+    assert {"model/MLmodel", "model/pyfunc_model.py", "model/artifacts"} <= listed
 
 
 @pytest.mark.slow
@@ -259,12 +262,6 @@ def test_pyfunc_model_predicts_in_a_fresh_process(finished: dict[str, Any]) -> N
     assert "artifacts/serving.json" in files
     assert not any(f.endswith(".pkl") for f in files), files  # models from code: no python_model.pkl
     _check_forecast(pd.DataFrame(payload["forecast"]), finished["future"])
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _post(url: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -291,7 +288,7 @@ def _wait_ready(server: subprocess.Popen[bytes], url: str, timeout: float = 90) 
 
 @pytest.mark.slow
 def test_mlflow_models_serve_answers_invocations(finished: dict[str, Any]) -> None:
-    root, port = finished["root"], _free_port()
+    root, port = finished["root"], find_free_port()
     command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", finished["model_uri"]]
     command += ["--env-manager", "local", "-p", str(port), "-h", "127.0.0.1"]
     log = (root / "serve.log").open("wb")
@@ -324,17 +321,16 @@ def test_mlflow_models_serve_answers_invocations(finished: dict[str, Any]) -> No
 def test_stage_predict_writes_the_forecast_csv(finished: dict[str, Any]) -> None:
     import mlflow
 
-    root, isolation = finished["root"], finished["isolation"]
+    root = finished["root"]
     client = mlflow.MlflowClient(finished["uri"])
     experiments = [e.experiment_id for e in client.search_experiments()]
     n_runs = len(client.search_runs(experiments))
     output = root / "out" / "forecast.csv"
     # data=co2 (the default) reads lookback 104: the run's own lookback (16) must win
-    command = [sys.executable, "-m", "splineforecast", "stage=predict", f"run_id={RUN_ID}"]
-    command += [f"data.path={root / 'history.csv'}", f"predict.output={output}", *isolation]
-    done = subprocess.run(command, cwd=root, env=_env(finished["uri"]), capture_output=True, text=True, timeout=300)
+    cli = Cli(root)  # the store and artifact root of the finished run
+    done = cli("stage=predict", f"run_id={RUN_ID}", f"data.path={root / 'history.csv'}", f"predict.output={output}")
     assert done.returncode == 0, done.stderr[-3000:]
-    local = RunPaths(root / "artifacts", RUN_ID).root / "predictions" / RUN_ID / "forecast.csv"
+    local = root / "artifacts" / "predictions" / RUN_ID / "forecast.csv"
     assert str(local) in done.stdout and str(output) in done.stdout
     for path in (local, output):
         _check_forecast(pd.read_csv(path), finished["future"])

@@ -78,6 +78,7 @@ class RunStore:
             "params": dict(run.data.params),
             "artifacts": self._artifacts(client, run.info.run_id),
             "report": self.report(run_id),
+            "evaluation": self.evaluation(run_id),
         }
 
     @staticmethod
@@ -96,21 +97,19 @@ class RunStore:
         return RunPaths(self.root, check_run_id(run_id))
 
     def report(self, run_id: str) -> str | None:
-        path = under_root(self.root, self.paths(run_id).report_dir / "report.md")
+        path = under_root(self.root, self.paths(run_id).report_md)
         return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
 
-    def time_column(self, run_id: str) -> tuple[str, str | None]:
-        """The run's time column and format, from its saved config (``date`` and ISO 8601 by default)."""
-        import yaml
-
-        path = under_root(self.root, self.paths(run_id).config_dir / "config.yaml")
-        data: dict[str, Any] = {}
-        if path.is_file():
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            data = loaded.get("data", {}) if isinstance(loaded, dict) else {}
-        return str(data.get("time_column") or "date"), data.get("time_format")
+    def evaluation(self, run_id: str) -> dict[str, Any] | None:
+        """The run's metrics.json (scores per horizon step, windows, training), or None before training."""
+        paths = self.paths(run_id)
+        if not under_root(self.root, paths.metrics_json).is_file():
+            return None
+        return paths.read_eval().to_json()
 
     def trained(self, run_id: str) -> bool:
         paths = self.paths(run_id)
-        ckpt = under_root(self.root, paths.checkpoints_dir / "best.ckpt")
-        return ckpt.is_file() and under_root(self.root, paths.preprocessor_json).is_file()
+        return (
+            under_root(self.root, paths.best_ckpt).is_file()
+            and under_root(self.root, paths.preprocessor_json).is_file()
+        )

@@ -18,8 +18,9 @@ from splineforecast.data.scaling import fit_scaler, scaler_from_state, scaler_st
 from splineforecast.data.splines import SplineGapFiller, fill_by_part
 from splineforecast.data.splits import Split
 from splineforecast.errors import ContractError, ErrorCode
+from splineforecast.records import PREPROCESSOR_FORMAT
 
-FORMAT = "splineforecast.preprocessor.v1"
+FORMAT = PREPROCESSOR_FORMAT
 
 
 @dataclass

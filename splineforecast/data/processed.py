@@ -1,22 +1,19 @@
-"""The processed artifacts that hand preprocessing over to training.
+"""processed.npz: the filled and scaled arrays that hand preprocessing over to training.
 
-``processed.npz`` (arrays), ``meta.json`` (provenance) and ``split_contract.json``
-(the split), each carrying the run_id.
+Its companions (meta.json, the split contract) are records of :mod:`splineforecast.records`;
+:mod:`splineforecast.artifacts` says where each lives.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from splineforecast import artifacts
-from splineforecast.data.splits import Split
 from splineforecast.errors import ContractError, ErrorCode
+from splineforecast.files import write_npz
 
-SPLIT_SCHEMA = "phase1.split_contract.v1"
 NPZ_KEYS = ("values", "observed_mask", "timestamps", "feature_names", "target_indices")
 
 
@@ -31,7 +28,7 @@ class Processed:
 
 
 def write_processed(path: Path, p: Processed) -> None:
-    artifacts.write_npz(
+    write_npz(
         path,
         values=p.values.astype(np.float32),
         observed_mask=p.observed_mask.astype(bool),
@@ -107,47 +104,3 @@ def _check_arrays(path: Path, p: Processed) -> None:
             ErrorCode.ARTIFACT_CONTRACT_ERROR,
             f"`{path}`: values hold infinities or NaN at observed points; re-run stage=preprocess",
         )
-
-
-def split_contract(run_id: str, split: Split, timestamps: np.ndarray, lookback: int, horizon: int) -> dict[str, Any]:
-    """The split contract: row boundaries and first/last timestamps of each part."""
-    stamps = timestamps.astype("datetime64[ns]")
-    parts = {
-        name: {"start": a, "stop": b, "first": str(stamps[a]), "last": str(stamps[b - 1])}
-        for name, (a, b) in split.parts().items()
-    }
-    return {
-        "schema_version": SPLIT_SCHEMA,
-        "run_id": run_id,
-        **parts,
-        "lookback": lookback,
-        "horizon": horizon,
-    }
-
-
-def split_from_contract(contract: dict[str, Any], n_rows: int | None = None) -> Split:
-    """Read the Split back from a split contract; refuse a wrong schema or bad boundaries."""
-    version = contract.get("schema_version") if isinstance(contract, dict) else None
-    if version != SPLIT_SCHEMA:
-        raise ContractError(
-            ErrorCode.ARTIFACT_CONTRACT_ERROR,
-            f"split_contract.json schema_version is {version!r}, expected {SPLIT_SCHEMA!r}; re-run stage=preprocess",
-        )
-    try:
-        bounds = {k: (int(contract[k]["start"]), int(contract[k]["stop"])) for k in ("train", "val", "test")}
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ContractError(
-            ErrorCode.ARTIFACT_CONTRACT_ERROR, f"split_contract.json lacks part boundaries: {exc}"
-        ) from exc
-    split = Split(**bounds)
-    if not (0 == split.train[0] < split.train[1] == split.val[0] < split.val[1] == split.test[0] < split.test[1]):
-        raise ContractError(
-            ErrorCode.ARTIFACT_CONTRACT_ERROR,
-            f"split_contract.json boundaries are not contiguous and time-ordered: {split.parts()}",
-        )
-    if n_rows is not None and split.n_rows > n_rows:
-        raise ContractError(
-            ErrorCode.ARTIFACT_CONTRACT_ERROR,
-            f"split_contract.json ends at row {split.n_rows} but processed.npz has {n_rows} rows",
-        )
-    return split

@@ -1,0 +1,258 @@
+"""The typed contents of a run's JSON artifacts (SPEC §2), each with its schema version.
+
+Each record writes the JSON that SPEC §2 and the README document, plus its version key. ``from_json``
+reads a file without a version as the layout of splineforecast 0.1.0 (where that layout had none),
+and refuses a version it does not know with ARTIFACT_CONTRACT_ERROR naming the file and both versions.
+Records import nothing heavier than the standard library, so the startup checks can use them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+from splineforecast.data.splits import PARTS, Split
+from splineforecast.errors import ContractError, ErrorCode
+
+_R = TypeVar("_R")
+PREPROCESSOR_FORMAT = "splineforecast.preprocessor.v1"  # the `format` of preprocessor.json (data/preprocess.py)
+
+
+def _contract(message: str) -> ContractError:
+    return ContractError(ErrorCode.ARTIFACT_CONTRACT_ERROR, message)
+
+
+def check_version(data: Any, path: Path, key: str, expected: str, required: bool = False) -> dict[str, Any]:
+    """``data`` as a JSON object whose ``key`` is ``expected`` (or absent, unless ``required``).
+
+    Raises:
+        ContractError: ARTIFACT_CONTRACT_ERROR naming ``path``, the version found and the one expected.
+    """
+    if not isinstance(data, dict):
+        raise _contract(f"`{path}` must hold a JSON object, not {type(data).__name__}; re-run the stage that writes it")
+    found = data.get(key)
+    if (found is None and not required) or found == expected:
+        return data
+    raise _contract(
+        f"`{path}` has {key} {found!r}, but this splineforecast reads {expected!r}; "
+        "re-run the stage that writes it, or read it with the splineforecast version that wrote it"
+    )
+
+
+def _build(path: Path, make: Callable[[], _R]) -> _R:
+    """``make()``, with a missing or mistyped field reported as ARTIFACT_CONTRACT_ERROR naming ``path``."""
+    try:
+        return make()
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise _contract(f"`{path}` is incomplete or malformed ({type(exc).__name__}: {exc}); re-run its stage") from exc
+
+
+@dataclass(frozen=True)
+class Source:
+    path: str
+    sha256: str
+    rows: int
+
+
+@dataclass(frozen=True)
+class CovariateNames:
+    dynamic: list[str]
+    static: list[str]
+    types: dict[str, str]
+    spec: str | None = None
+
+
+@dataclass(frozen=True)
+class Meta:
+    """meta.json: where the data came from, what validation and filling did, and the versions used."""
+
+    SCHEMA: ClassVar[str] = "splineforecast.meta.v1"
+
+    run_id: str
+    source: Source
+    freq: str
+    data_checks: dict[str, Any]
+    feature_names: list[str]
+    target: str
+    covariates: CovariateNames
+    spline: dict[str, Any]
+    scaler: dict[str, str]
+    n_imputed: dict[str, int]
+    n_unfilled: dict[str, int]
+    versions: dict[str, str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema_version": self.SCHEMA, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: Any, path: Path) -> Meta:
+        d = check_version(data, path, "schema_version", cls.SCHEMA)
+        return _build(
+            path,
+            lambda: cls(
+                **{k: d[k] for k in _fields(cls) if k not in ("source", "covariates")},
+                source=Source(**d["source"]),
+                covariates=CovariateNames(**d["covariates"]),
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class PartBounds:
+    """Rows ``[start, stop)`` of one part, with its first and last timestamps."""
+
+    start: int
+    stop: int
+    first: str
+    last: str
+
+
+@dataclass(frozen=True)
+class SplitContract:
+    """split_contract.json (SPEC §2): the time-ordered boundaries of train, val and test."""
+
+    SCHEMA: ClassVar[str] = "phase1.split_contract.v1"
+
+    run_id: str
+    train: PartBounds
+    val: PartBounds
+    test: PartBounds
+    lookback: int
+    horizon: int
+
+    @classmethod
+    def of(cls, run_id: str, split: Split, stamps: Sequence[Any], lookback: int, horizon: int) -> SplitContract:
+        """The contract of ``split``; ``stamps`` are the rows' timestamps (written as ``str`` of each)."""
+        bounds = {n: PartBounds(a, b, str(stamps[a]), str(stamps[b - 1])) for n, (a, b) in split.parts().items()}
+        return cls(run_id, **bounds, lookback=lookback, horizon=horizon)
+
+    @property
+    def split(self) -> Split:
+        return Split(**{n: (getattr(self, n).start, getattr(self, n).stop) for n in PARTS})
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema_version": self.SCHEMA, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: Any, path: Path, n_rows: int | None = None) -> SplitContract:
+        """Read and check a contract: a known schema, contiguous time-ordered parts inside ``n_rows`` rows."""
+        d = check_version(data, path, "schema_version", cls.SCHEMA, required=True)
+        contract = _build(
+            path,
+            lambda: cls(
+                run_id=d["run_id"],
+                **{n: PartBounds(int(d[n]["start"]), int(d[n]["stop"]), d[n]["first"], d[n]["last"]) for n in PARTS},
+                lookback=int(d["lookback"]),
+                horizon=int(d["horizon"]),
+            ),
+        )
+        s = contract.split
+        if not (0 == s.train[0] < s.train[1] == s.val[0] < s.val[1] == s.test[0] < s.test[1]):
+            raise _contract(f"`{path}`: boundaries are not contiguous and time-ordered: {s.parts()}")
+        if n_rows is not None and s.n_rows > n_rows:
+            raise _contract(f"`{path}` ends at row {s.n_rows} but processed.npz has {n_rows} rows")
+        return contract
+
+
+@dataclass(frozen=True)
+class Scores:
+    """The model and the baselines scored on the same observed points of the test part."""
+
+    metrics: dict[str, float]
+    baselines: dict[str, dict[str, float]]
+    per_horizon: dict[str, dict[str, list[float]]]
+    n_points: int
+
+
+@dataclass(frozen=True)
+class TrainingSummary:
+    epochs: int  # epochs trained, all of them (a resumed run counts the ones before the resume too)
+    best_val_loss: float
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """metrics.json: the run's scores, how training went, and how many windows each part had."""
+
+    SCHEMA: ClassVar[str] = "splineforecast.metrics.v1"
+
+    run_id: str
+    scores: Scores
+    training: TrainingSummary
+    windows: dict[str, int] = field(default_factory=dict)
+    windows_dropped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.scores.metrics
+
+    @property
+    def baselines(self) -> dict[str, dict[str, float]]:
+        return self.scores.baselines
+
+    def mlflow_metrics(self) -> dict[str, float]:
+        """The finite scores as MLflow metric names: ``mae``, ..., ``naive/mae``, ``seasonal_naive/mae``, ..."""
+        flat = dict(self.metrics)
+        for name, scores in self.baselines.items():
+            flat.update({f"{name}/{k}": v for k, v in scores.items()})
+        return {k: float(v) for k, v in flat.items() if math.isfinite(v)}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.SCHEMA,
+            "run_id": self.run_id,
+            **dataclasses.asdict(self.scores),
+            "training": dataclasses.asdict(self.training),
+            "windows": self.windows,
+            "windows_dropped": self.windows_dropped,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, path: Path) -> EvalResult:
+        d = check_version(data, path, "schema_version", cls.SCHEMA)
+        return _build(
+            path,
+            lambda: cls(
+                run_id=d["run_id"],
+                scores=Scores(**{k: d[k] for k in _fields(Scores)}),
+                training=TrainingSummary(**d["training"]),
+                windows=d.get("windows", {}),
+                windows_dropped=d.get("windows_dropped", {}),
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """serving.json: what a forecaster needs besides the preprocessor and the checkpoint.
+
+    Written at train time (and into the pyfunc model), so serving never re-reads ``config.yaml``.
+    """
+
+    FORMAT: ClassVar[str] = "splineforecast.serving.v1"
+
+    run_id: str
+    target: str
+    covariates: list[dict[str, str]]
+    freq: str
+    time_column: str
+    time_format: str | None
+    lookback: int
+    horizon: int
+    version: str = ""  # the splineforecast version that trained the run
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": self.FORMAT, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: Any, path: Path) -> ServingSettings:
+        d = check_version(data, path, "format", cls.FORMAT)
+        return _build(path, lambda: cls(**{k: d[k] for k in _fields(cls) if k in d or k != "version"}))
+
+
+def _fields(cls: type) -> list[str]:
+    return [f.name for f in dataclasses.fields(cls)]
