@@ -1,19 +1,20 @@
 """The FastAPI app of SPEC §7: runs, training jobs and forecasts under ``/api/v1``.
 
-``create_app(settings)`` wires the endpoints behind :class:`SecurityMiddleware`; the endpoints call
-the package's own APIs: the CLI (training jobs), the tracking store and ``serving`` (forecasts).
+``create_app(settings)`` wires the endpoints behind the layers of :mod:`splineforecast.api.security`;
+every endpoint but health (the docs and the OpenAPI document included) sits on one router whose
+dependency is the token rule. The endpoints call the package's own APIs: the CLI (training jobs), the
+tracking store and ``serving`` (forecasts).
 """
 
 import json
-import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request, Security
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from fastapi.security import APIKeyHeader
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -22,19 +23,18 @@ from splineforecast import __version__
 from splineforecast.api.jobs import JobManager, QueueFull, TrainRequest, UnknownDataset
 from splineforecast.api.runs import RunStore
 from splineforecast.api.security import (
+    API_KEY,
     API_PREFIX,
+    ERROR_CODES,
     INTERNAL_ERROR,
-    TOKEN_HEADER,
-    SecurityMiddleware,
     Settings,
+    add_security_layers,
     error_body,
     json_bytes,
-    token_matches,
+    token_dependency,
 )
 from splineforecast.artifacts import check_run_id
 from splineforecast.errors import ContractError, ErrorCode, to_payload
-
-log = logging.getLogger("splineforecast.api")
 
 _STATUS = {ErrorCode.FILE_NOT_FOUND: 404, ErrorCode.RUN_CONFLICT: 409}
 Cell = str | float | int | bool | None
@@ -65,17 +65,23 @@ def _not_found(what: str) -> SafeJSONResponse:
     return SafeJSONResponse(error_body("NOT_FOUND", what), status_code=404)
 
 
-def _install_handlers(app: FastAPI) -> None:
+def _install_handlers(app: FastAPI, require_token: Callable[[str | None], None]) -> None:
+    """JSON for every refusal; an unhandled error is answered by ``security.RequestRules``."""
+
     @app.exception_handler(ContractError)
     async def contract(_: Request, exc: ContractError) -> SafeJSONResponse:
         return _contract_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> SafeJSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> SafeJSONResponse:
+        if exc.status_code in (404, 405):  # no route ran its token dependency: the same rule, here
+            try:
+                require_token(await API_KEY(request))
+            except StarletteHTTPException as refused:
+                exc = refused
         if exc.status_code >= 500:
             return SafeJSONResponse(INTERNAL_ERROR, status_code=exc.status_code)
-        names = {401: "UNAUTHORIZED", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
-        body = error_body(names.get(exc.status_code, "HTTP_ERROR"), str(exc.detail))
+        body = error_body(ERROR_CODES.get(exc.status_code, "HTTP_ERROR"), str(exc.detail))
         return SafeJSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
@@ -83,11 +89,6 @@ def _install_handlers(app: FastAPI) -> None:
         details = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in exc.errors()]
         body = {**error_body("VALIDATION_ERROR", "the request does not match the schema"), "details": details[:20]}
         return SafeJSONResponse(body, status_code=422)
-
-    @app.exception_handler(Exception)
-    async def crash(request: Request, exc: Exception) -> SafeJSONResponse:
-        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc)
-        return SafeJSONResponse(INTERNAL_ERROR, status_code=500)
 
 
 def _forecast(store: RunStore, run_id: str, body: ForecastRequest) -> list[dict[str, Any]]:
@@ -115,8 +116,29 @@ def _forecast(store: RunStore, run_id: str, body: ForecastRequest) -> list[dict[
     return records
 
 
-def _add_job_routes(app: FastAPI, settings: Settings, jobs: JobManager, secured: list[Any]) -> None:
-    @app.post(f"{API_PREFIX}/jobs", dependencies=secured, status_code=202, tags=["jobs"])
+def _add_run_routes(router: APIRouter, store: RunStore) -> None:
+    @router.get("/runs", tags=["runs"])
+    def list_runs(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+        """Runs of the experiment, newest first, with their status and metrics."""
+        return {"ok": True, "runs": store.list_runs(limit)}
+
+    @router.get("/runs/{run_id}", tags=["runs"])
+    def get_run(run_id: str) -> Any:
+        """One run's params, metrics, artifact list and report (markdown, or null)."""
+        found = store.get_run(check_run_id(run_id))
+        return _not_found(f"no run with run_id {run_id!r}") if found is None else {"ok": True, **found}
+
+    @router.post("/runs/{run_id}/forecast", tags=["runs"])
+    def forecast(run_id: str, body: ForecastRequest) -> Any:
+        """The next ``horizon`` steps after the given history, from a finished run's model."""
+        check_run_id(run_id)
+        if not store.trained(run_id):
+            return _not_found(f"run {run_id!r} has no trained model")
+        return {"ok": True, "run_id": run_id, "forecast": _forecast(store, run_id, body)}
+
+
+def _add_job_routes(router: APIRouter, settings: Settings, jobs: JobManager) -> None:
+    @router.post("/jobs", status_code=202, tags=["jobs"])
     def start_job(body: TrainRequest) -> Any:
         """Start a training run from allow-listed settings; poll ``/jobs/{job_id}`` for its status."""
         try:
@@ -127,79 +149,77 @@ def _add_job_routes(app: FastAPI, settings: Settings, jobs: JobManager, secured:
             return SafeJSONResponse(error_body("TOO_MANY_JOBS", str(exc)), status_code=429)
         return SafeJSONResponse(job.view(), status_code=202)
 
-    @app.get(API_PREFIX + "/jobs/{job_id}", dependencies=secured, tags=["jobs"])
+    @router.get("/jobs/{job_id}", tags=["jobs"])
     def job_status(job_id: str) -> Any:
         """A job's status: queued, running, finished, or failed with the SPEC error payload."""
         job = jobs.get(check_run_id(job_id))
         return _not_found(f"no job {job_id!r}") if job is None else job.view()
 
-    @app.get(f"{API_PREFIX}/datasets", dependencies=secured, tags=["jobs"])
+    @router.get("/datasets", tags=["jobs"])
     def datasets() -> dict[str, Any]:
         """The data set names a training job may choose."""
         return {"ok": True, "datasets": sorted(settings.datasets)}
 
 
-def create_app(settings: Settings | None = None, store: RunStore | None = None) -> FastAPI:
-    """The app; ``settings`` default to the environment (which must be safe, else SettingsError)."""
-    settings = Settings.from_env() if settings is None else settings
-    settings.validate()
-    store = store or RunStore(settings.tracking_uri, settings.experiment, settings.artifact_root)
-    jobs = JobManager(settings)
-    api_key = APIKeyHeader(name=TOKEN_HEADER, auto_error=False, description="required unless SPLINE_DEV_MODE=1")
+def _add_docs_routes(router: APIRouter, app: FastAPI) -> None:
+    """The OpenAPI document and its Swagger page: FastAPI's own routes for them take no dependency."""
 
-    def require_token(token: Annotated[str | None, Security(api_key)]) -> None:
-        # the middleware already refused a missing or wrong token; this keeps the rule beside each route
-        if settings.token is None:
-            return
-        if token is None and settings.dev_mode:
-            return
-        if not token_matches(None if token is None else token.encode("utf-8", "surrogateescape"), settings.token):
-            raise StarletteHTTPException(401, f"a valid {TOKEN_HEADER} header is required")
+    @router.get("/openapi.json", include_in_schema=False)
+    def openapi() -> dict[str, Any]:
+        return app.openapi()
 
+    @router.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=f"{API_PREFIX}/openapi.json", title=f"{app.title} - docs")
+
+
+def _new_app(jobs: JobManager) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         await run_in_threadpool(jobs.shutdown)
 
-    app = FastAPI(
+    return FastAPI(
         lifespan=lifespan,
         title="splineforecast API",
         version=__version__,
         description="Runs, training jobs and forecasts of splineforecast (SPEC §7).",
         default_response_class=SafeJSONResponse,
-        openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        openapi_url=None,  # served by _add_docs_routes, behind the token
+        docs_url=None,
         redoc_url=None,
     )
+
+
+def create_app(settings: Settings | None = None, store: RunStore | None = None) -> FastAPI:
+    """The app of SPEC §7.
+
+    Args:
+        settings: Its settings; default: from the environment (which must be safe, else SettingsError).
+        store: Where runs are read; default: the tracking store and artifact root of ``settings``.
+
+    Returns:
+        The FastAPI app, wrapped in the security layers.
+    """
+    settings = Settings.from_env() if settings is None else settings
+    settings.validate()
+    store = store or RunStore(settings.tracking_uri, settings.experiment, settings.artifact_root)
+    jobs = JobManager(settings)
+    app = _new_app(jobs)
     app.state.settings, app.state.jobs, app.state.store = settings, jobs, store
-    _install_handlers(app)
+    require_token = token_dependency(settings)
+    _install_handlers(app, require_token)
 
     @app.get(f"{API_PREFIX}/health", tags=["health"])
     async def health() -> dict[str, Any]:
         """Liveness; never needs a token."""
         return {"ok": True, "status": "ok", "version": __version__}
 
-    secured = [Depends(require_token)]
-
-    @app.get(f"{API_PREFIX}/runs", dependencies=secured, tags=["runs"])
-    def list_runs(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
-        """Runs of the experiment, newest first, with their status and metrics."""
-        return {"ok": True, "runs": store.list_runs(limit)}
-
-    @app.get(API_PREFIX + "/runs/{run_id}", dependencies=secured, tags=["runs"])
-    def get_run(run_id: str) -> Any:
-        """One run's params, metrics, artifact list and report (markdown, or null)."""
-        found = store.get_run(check_run_id(run_id))
-        return _not_found(f"no run with run_id {run_id!r}") if found is None else {"ok": True, **found}
-
-    @app.post(API_PREFIX + "/runs/{run_id}/forecast", dependencies=secured, tags=["runs"])
-    def forecast(run_id: str, body: ForecastRequest) -> Any:
-        """The next ``horizon`` steps after the given history, from a finished run's model."""
-        check_run_id(run_id)
-        if not store.trained(run_id):
-            return _not_found(f"run {run_id!r} has no trained model")
-        return {"ok": True, "run_id": run_id, "forecast": _forecast(store, run_id, body)}
-
-    _add_job_routes(app, settings, jobs, secured)
-    app.add_middleware(SecurityMiddleware, settings=settings)
+    # every other route: the token rule as the router's dependency, bodies bounded (chunked ones too)
+    secured = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)], max_body_size=settings.max_body)
+    _add_run_routes(secured, store)
+    _add_job_routes(secured, settings, jobs)
+    _add_docs_routes(secured, app)
+    app.include_router(secured)
+    add_security_layers(app, settings)
     return app

@@ -15,15 +15,23 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from splineforecast.api.security import Settings
 from splineforecast.artifacts import check_run_id
+from splineforecast.data.splines import KINDS
+from splineforecast.models.registry import MODEL_NAMES
 
-SPLINE_KINDS = ("cubic", "pchip", "akima", "linear", "smoothing", "off")
 _STDERR_TAIL = 20_000  # characters of stderr kept to find the JSON error line
+
+if TYPE_CHECKING:  # mypy cannot read a Literal built from a tuple; to it they are strings
+    ModelName = str
+    SplineKind = str
+else:  # Literal[("a", "b")] is Literal["a", "b"]: pydantic checks it and lists it as an enum in OpenAPI
+    ModelName = Literal[MODEL_NAMES]
+    SplineKind = Literal[KINDS]
 
 
 class TrainRequest(BaseModel):
@@ -32,13 +40,13 @@ class TrainRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dataset: str = Field("tiny", pattern=r"^[a-z0-9_]{1,32}$", description="a configured data set, by name")
-    model: Literal["lstm", "gru"] = "lstm"
+    model: ModelName = "lstm"
     hidden_size: int = Field(32, ge=1, le=512)
     num_layers: int = Field(1, ge=1, le=4)
     lookback: int | None = Field(None, ge=1, le=2000, description="null: the data set's default")
     horizon: int | None = Field(None, ge=1, le=500, description="null: the data set's default")
     epochs: int = Field(1, ge=1, le=200)
-    spline: Literal["cubic", "pchip", "akima", "linear", "smoothing", "off"] = "cubic"
+    spline: SplineKind = "cubic"
 
 
 class QueueFull(Exception):

@@ -1,10 +1,20 @@
-"""Settings from the environment (fail-closed) and the ASGI security layer of SPEC §7.
+"""Settings from the environment (fail-closed) and the security layers of SPEC §7.
 
-One middleware, outermost, does what must hold for every response, refusals and 500s included:
-security headers, the JSON error shape, the generic 5xx body, trusted hosts, CORS, refusal of
-cross-origin state-changing requests from origins not allowed (also in dev mode), the JSON content
-type on state-changing requests, the token (constant time), and the request-body size limit
-(``Content-Length`` and chunked bodies alike).
+Starlette's ``TrustedHostMiddleware`` checks the ``Host`` and its ``CORSMiddleware`` answers preflights
+and adds the CORS headers; the routes' ``max_body_size`` (FastAPI) bounds request bodies, chunked ones
+included; the token is one FastAPI dependency (:func:`token_dependency`). Three small own pieces do
+what those cannot:
+
+* :class:`ResponseGuard`, outermost: the security headers on every response (Starlette's own answers
+  included), the generic 5xx body, and the JSON error shape for a framework's plain-text refusal
+  (Starlette answers a body over the limit with ``Content Too Large`` as text).
+* :class:`JsonRefusals` around each Starlette middleware: the middleware answers its own refusals in
+  plain text (``Invalid host header``, ``Disallowed CORS origin``) and a passed preflight with ``OK``;
+  this sends our JSON error with our code instead, and a passed preflight as 204 without a body.
+* :class:`RequestRules`, innermost: CORS only tells a browser what it may read, so it does not stop a
+  simple cross-origin POST: a state-changing request from an origin not allowed is refused (403), in
+  dev mode too; state-changing bodies must be JSON (415), which no framework part checks; and an
+  unhandled error becomes the generic 500 inside the CORS layer, so a browser can read it.
 """
 
 from __future__ import annotations
@@ -14,15 +24,24 @@ import json
 import logging
 import math
 import os
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Security
+from fastapi.security import APIKeyHeader
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("splineforecast.api")
 
 API_PREFIX = "/api/v1"
-HEALTH_PATH = f"{API_PREFIX}/health"
 TOKEN_HEADER = "X-API-Token"
 DEV_CORS_ORIGINS = "http://localhost,http://127.0.0.1,http://localhost:3000,http://127.0.0.1:3000"
 DEFAULT_TRUSTED_HOSTS = "localhost,127.0.0.1,testserver"
@@ -36,12 +55,15 @@ SECURITY_HEADERS = (
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 JSON_METHODS = frozenset({"POST", "PUT", "PATCH"})  # bodies are JSON or refused (415)
 INTERNAL_ERROR = {"ok": False, "error": "internal server error"}
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+ERROR_CODES = {  # our error code of each HTTP refusal the frameworks raise
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
 
 
 class SettingsError(ValueError):
@@ -99,9 +121,12 @@ class Settings:
             raise SettingsError("SPLINE_CORS_ORIGINS must list origins; a wildcard `*` is refused")
         if "*" in self.trusted_hosts and not self.dev_mode:
             raise SettingsError("SPLINE_TRUSTED_HOSTS must list host names in prod; `*` is refused")
+        if any("*" in host for host in self.trusted_hosts if host != "*"):
+            raise SettingsError("SPLINE_TRUSTED_HOSTS lists host names; a pattern such as `*.example.org` is refused")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings of the README's table, from ``env`` (default ``os.environ``); SettingsError if unsafe."""
         env = os.environ if env is None else env
         mode = env.get("SPLINE_DEV_MODE", "1").strip()
         if mode not in ("0", "1"):
@@ -132,11 +157,42 @@ class Settings:
         )
 
 
+API_KEY = APIKeyHeader(name=TOKEN_HEADER, auto_error=False, description="required unless SPLINE_DEV_MODE=1")
+
+
 def token_matches(given: bytes | None, expected: str) -> bool:
     """Constant-time comparison of header bytes with the token; any odd bytes simply do not match."""
     if given is None:
         return False
     return hmac.compare_digest(given, expected.encode("utf-8"))
+
+
+def token_dependency(settings: Settings) -> Callable[[str | None], None]:
+    """The one token rule, as a FastAPI dependency (it also declares the scheme in the OpenAPI document).
+
+    Prod: a matching ``X-API-Token`` is required. Dev: none is needed, but one that is sent must match
+    a configured token (an empty header counts as none). Header values arrive decoded as latin-1, so
+    encoding them back gives the bytes that were sent.
+
+    Args:
+        settings: The server's settings (their ``token`` and ``dev_mode``).
+
+    Returns:
+        ``require_token(token)``: returns if the request may pass, else raises HTTPException 401.
+    """
+
+    def require_token(token: Annotated[str | None, Security(API_KEY)]) -> None:
+        if settings.token is None or (token is None and settings.dev_mode):
+            return  # prod always has a token (Settings.validate)
+        try:
+            given = None if token is None else token.encode("latin-1")
+        except UnicodeEncodeError:  # not from the wire (which is latin-1): refused like any odd bytes
+            given = None
+        if not token_matches(given, settings.token):
+            message = f"a valid {TOKEN_HEADER} header is required"
+            raise HTTPException(401, message, headers={"WWW-Authenticate": "APIKey"})
+
+    return require_token
 
 
 def finite(obj: Any) -> Any:
@@ -151,148 +207,175 @@ def finite(obj: Any) -> Any:
 
 
 def json_bytes(obj: Any) -> bytes:
+    """``obj`` as UTF-8 JSON, NaN and infinities as null."""
     return json.dumps(finite(obj), ensure_ascii=False, allow_nan=False, default=str).encode("utf-8")
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
+    """The error shape of every refusal: ``{"ok": false, "error": {"code", "message"}}``."""
     return {"ok": False, "error": {"code": code, "message": message}}
 
 
-class _BodyTooLarge(Exception):
-    pass
+Refusal = tuple[int, dict[str, Any]]  # status and body
+Header = tuple[bytes, bytes]
 
 
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    for key, value in scope.get("headers", []):
-        if key.lower() == name:
-            return bytes(value)
-    return None
+async def send_json(send: Send, status: int, body: Any, headers: Sequence[Header] = ()) -> None:
+    """Send a whole JSON response."""
+    data = json_bytes(body)
+    start = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": start})
+    await send({"type": "http.response.body", "body": data})
 
 
-def _host_name(host: bytes) -> str:
-    text = host.decode("latin-1").strip().lower()
-    if text.startswith("["):  # [::1]:8000
-        return text[1:].split("]", 1)[0]
-    return text.rsplit(":", 1)[0] if text.count(":") == 1 else text
-
-
-class SecurityMiddleware:
-    """The outermost layer: every rule of SPEC §7 that is not an endpoint's own."""
-
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        self.app, self.settings = app, settings
-        self.origins = frozenset(settings.cors_origins)
-        self.hosts = frozenset(h.lower() for h in settings.trusted_hosts)
-
-    async def _send_json(self, send: Send, status: int, body: Any, extra: list[tuple[bytes, bytes]]) -> None:
-        data = json_bytes(body)
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()), *extra]
-        await send({"type": "http.response.start", "status": status, "headers": headers + list(SECURITY_HEADERS)})
-        await send({"type": "http.response.body", "body": data})
-
-    def _refusal(self, scope: Scope) -> tuple[int, dict[str, Any]] | None:
-        """The refusal that a request earns before it reaches the app, or None."""
-        s = self.settings
-        host = _header(scope, b"host")
-        if "*" not in self.hosts and (host is None or _host_name(host) not in self.hosts):
-            return 400, error_body("INVALID_HOST", "the Host header is not a trusted host")
-        method = scope.get("method", "GET").upper()
-        origin = _header(scope, b"origin")
-        if method in STATE_CHANGING and origin is not None and origin.decode("latin-1") not in self.origins:
-            return 403, error_body("ORIGIN_REFUSED", "cross-origin request from an origin that is not allowed")
-        path = scope.get("path", "")
-        if path != HEALTH_PATH and s.token is not None:
-            given = _header(scope, TOKEN_HEADER.lower().encode())
-            if (given is not None or not s.dev_mode) and not token_matches(given, s.token):
-                return 401, error_body("UNAUTHORIZED", f"a valid {TOKEN_HEADER} header is required")
-        if method in JSON_METHODS:
-            ctype = (_header(scope, b"content-type") or b"").split(b";", 1)[0].strip().lower()
-            if ctype != b"application/json":
-                return 415, error_body("UNSUPPORTED_MEDIA_TYPE", "send the body as Content-Type: application/json")
-            length = _header(scope, b"content-length")
-            if length is not None:
-                try:
-                    size = int(length)
-                except ValueError:
-                    return 400, error_body("BAD_REQUEST", "invalid Content-Length")
-                if size > s.max_body:
-                    return 413, error_body("PAYLOAD_TOO_LARGE", f"request bodies are limited to {s.max_body} bytes")
+def _replacement(status: int, headers: list[Header]) -> dict[str, Any] | None:
+    """The body that replaces a response's: the generic one for a 5xx, ours for a plain-text refusal."""
+    if status >= 500:
+        return INTERNAL_ERROR
+    ctype = dict((k.lower(), v) for k, v in headers).get(b"content-type", b"")
+    if status < 400 or ctype.startswith(b"application/json"):
         return None
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "refused"
+    return error_body(ERROR_CODES.get(status, "HTTP_ERROR"), phrase)
 
-    def _cors_headers(self, origin: bytes | None) -> list[tuple[bytes, bytes]]:
-        if origin is None or origin.decode("latin-1") not in self.origins:
-            return [(b"vary", b"Origin")]
-        return [(b"access-control-allow-origin", origin), (b"vary", b"Origin")]
+
+def _cors(headers: list[Header]) -> list[Header]:
+    """The CORS headers among ``headers`` (kept on a replaced response, so a browser may read it)."""
+    return [(k, v) for k, v in headers if k.lower().startswith(b"access-control-") or k.lower() == b"vary"]
+
+
+class ResponseGuard:
+    """Outermost: every response carries the security headers; no 5xx or plain-text refusal leaves as it came."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        origin = _header(scope, b"origin")
-        cors = self._cors_headers(origin)
-        if scope.get("method") == "OPTIONS" and origin is not None and _header(scope, b"access-control-request-method"):
-            await self._preflight(scope, send, origin, cors)
-            return
-        refusal = self._refusal(scope)
-        if refusal is not None:
-            await self._send_json(send, refusal[0], refusal[1], cors)
-            return
-        await self._guarded(scope, receive, send, cors)
-
-    async def _preflight(self, scope: Scope, send: Send, origin: bytes, cors: list[tuple[bytes, bytes]]) -> None:
-        if origin.decode("latin-1") not in self.origins:
-            await self._send_json(send, 403, error_body("ORIGIN_REFUSED", "origin not allowed"), cors)
-            return
-        headers = [
-            *cors,
-            (b"access-control-allow-methods", b"GET, POST"),
-            (b"access-control-allow-headers", f"Content-Type, {TOKEN_HEADER}".encode()),
-            (b"access-control-max-age", b"600"),
-            (b"content-length", b"0"),
-        ]
-        await send({"type": "http.response.start", "status": 204, "headers": headers + list(SECURITY_HEADERS)})
-        await send({"type": "http.response.body", "body": b""})
-
-    async def _guarded(self, scope: Scope, receive: Receive, send: Send, cors: list[tuple[bytes, bytes]]) -> None:
-        limit, seen, started, too_large, swallow = self.settings.max_body, 0, False, False, False
-
-        async def limited_receive() -> Message:
-            nonlocal seen, too_large
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    too_large = True
-                    raise _BodyTooLarge()
-            return message
+        started = replaced = False
 
         async def guarded_send(message: Message) -> None:
-            nonlocal started, swallow
-            if too_large or swallow:
-                return  # the app's answer to a truncated body is replaced by 413 below
+            nonlocal started, replaced
+            if replaced:
+                return  # the body of a response replaced below
             if message["type"] == "http.response.start":
-                started = True
-                if int(message["status"]) >= 500:  # never a detailed 5xx body: the generic one instead
-                    swallow = True
-                    await self._send_json(send, int(message["status"]), INTERNAL_ERROR, cors)
+                started, status, headers = True, int(message["status"]), list(message.get("headers", []))
+                body = _replacement(status, headers)
+                if body is not None:
+                    replaced = True
+                    await send_json(send, status, body, [*_cors(headers), *SECURITY_HEADERS])
                     return
-                names = {k.lower() for k, _ in message.get("headers", [])}
-                extra = [h for h in [*cors, *SECURITY_HEADERS] if h[0] not in names]
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
+                names = {k.lower() for k, _ in headers}
+                message = {**message, "headers": [*headers, *(h for h in SECURITY_HEADERS if h[0] not in names)]}
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, guarded_send)
-        except Exception:  # noqa: BLE001 - every failure is a generic 500, details to the log
-            if not too_large:
-                log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
-        if not started:
-            await self._finish(send, too_large, cors)
+            await self.app(scope, receive, guarded_send)
+        except Exception:  # noqa: BLE001 - RequestRules answers the app's errors; this is the last resort
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if not started:
+                await send_json(send, 500, INTERNAL_ERROR, SECURITY_HEADERS)
 
-    async def _finish(self, send: Send, too_large: bool, cors: list[tuple[bytes, bytes]]) -> None:
-        """Answer a request whose app sent nothing: 413 for a body over the limit, else the generic 500."""
-        if too_large:
-            body = error_body("PAYLOAD_TOO_LARGE", f"request bodies are limited to {self.settings.max_body} bytes")
-            await self._send_json(send, 413, body, cors)
-        else:
-            await self._send_json(send, 500, INTERNAL_ERROR, cors)
+
+class JsonRefusals:
+    """Runs a Starlette middleware and answers what it answers itself in our shape.
+
+    A response the middleware makes on its own (the request never reached the app inside) is a
+    refusal when its status is 400 or more: ``refusal`` (our status and JSON body) is sent instead of
+    its plain text. Otherwise it is a passed CORS preflight: sent as 204, its headers kept, no body.
+    """
+
+    def __init__(self, app: ASGIApp, middleware: Callable[[ASGIApp], ASGIApp], refusal: Refusal) -> None:
+        self.app, self.refusal = app, refusal
+        self.passed = f"splineforecast.passed.{id(self)}"  # in the scope once the middleware let it through
+        self.middleware = middleware(self._inside)
+
+    async def _inside(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[self.passed] = True
+        await self.app(scope, receive, send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        answered = False
+
+        async def own_send(message: Message) -> None:
+            nonlocal answered
+            if scope.get(self.passed):
+                await send(message)
+            elif not answered:  # the middleware's own response: replaced, its plain-text body dropped
+                answered = True
+                if int(message["status"]) >= 400:
+                    await send_json(send, *self.refusal)
+                    return
+                dropped = (b"content-type", b"content-length")
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in dropped]
+                await send({"type": "http.response.start", "status": 204, "headers": headers})
+                await send({"type": "http.response.body", "body": b""})
+
+        await self.middleware(scope, receive, own_send)
+
+
+class RequestRules:
+    """Innermost: what CORS and the routes do not enforce (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, origins: tuple[str, ...]) -> None:
+        self.app, self.origins = app, frozenset(origins)
+
+    def _refusal(self, scope: Scope) -> Refusal | None:
+        headers, method = Headers(scope=scope), str(scope.get("method", "GET")).upper()
+        origin = headers.get("origin")
+        if method in STATE_CHANGING and origin is not None and origin not in self.origins:
+            return 403, error_body("ORIGIN_REFUSED", "cross-origin request from an origin that is not allowed")
+        media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if method in JSON_METHODS and media_type != "application/json":
+            return 415, error_body("UNSUPPORTED_MEDIA_TYPE", "send the body as Content-Type: application/json")
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refusal = self._refusal(scope) if scope["type"] == "http" else None
+        if refusal is not None:
+            await send_json(send, *refusal)
+            return
+        started = False
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked_send)
+        except Exception:  # noqa: BLE001 - every failure is a generic 500, details to the log
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if not started and scope["type"] == "http":
+                await send_json(send, 500, INTERNAL_ERROR)
+
+
+def add_security_layers(app: FastAPI, settings: Settings) -> None:
+    """Wrap ``app`` in the layers of the module docstring (``add_middleware`` puts each one outside the last).
+
+    Args:
+        app: The FastAPI app, before it serves its first request.
+        settings: Its settings (origins and trusted hosts).
+    """
+    app.add_middleware(RequestRules, origins=settings.cors_origins)
+    cors = error_body("CORS_REFUSED", "the CORS preflight asks for an origin, method or header that is not allowed")
+    cors_middleware = partial(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=("GET", "POST"),
+        allow_headers=("Content-Type", TOKEN_HEADER),
+        allow_credentials=False,  # the token is a header; no cookies
+        max_age=600,
+    )
+    app.add_middleware(JsonRefusals, middleware=cors_middleware, refusal=(403, cors))
+    # Starlette compares an IPv6 host with its brackets ([::1]:8000 -> [::1])
+    hosts = [f"[{h}]" if ":" in h and not h.startswith("[") else h for h in settings.trusted_hosts]
+    host = error_body("INVALID_HOST", "the Host header is not a trusted host")
+    host_middleware = partial(TrustedHostMiddleware, allowed_hosts=hosts, www_redirect=False)
+    app.add_middleware(JsonRefusals, middleware=host_middleware, refusal=(400, host))
+    app.add_middleware(ResponseGuard)
