@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,22 +15,17 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
+from conftest import find_free_port
 
 pytestmark = pytest.mark.slow
 
 TOKEN = "server-test-token-0123456789"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     root = tmp_path_factory.mktemp("api")
-    port = _free_port()
+    port = find_free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPLINE_", "MLFLOW_"))}
     env.update(
         SPLINE_DEV_MODE="0",
@@ -105,6 +99,30 @@ def test_train_poll_list_metrics_forecast(server: tuple[str, Path]) -> None:
     forecast = response.json()["forecast"]
     assert len(forecast) == 4 and forecast[0]["step"] == 1 and isinstance(forecast[0]["co2"], float)
     assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def _refused(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code and response.json()["ok"] is False
+    assert response.headers["x-content-type-options"] == "nosniff" and response.headers["cache-control"] == "no-store"
+
+
+def test_framework_refusals_are_json_over_http(server: tuple[str, Path]) -> None:
+    base, _ = server
+    auth = {"X-API-Token": TOKEN}
+    _refused(httpx.get(f"{base}/api/v1/health", headers={"Host": "evil.example"}, timeout=10), 400, "INVALID_HOST")
+    preflight = {"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"}
+    _refused(httpx.options(f"{base}/api/v1/jobs", headers=preflight, timeout=10), 403, "CORS_REFUSED")
+    origin = {**auth, "Origin": "http://evil.example"}
+    _refused(httpx.post(f"{base}/api/v1/jobs", json={}, headers=origin, timeout=10), 403, "ORIGIN_REFUSED")
+    big = b'{"dataset": "' + b"x" * 1_100_000 + b'"}'  # over the default 1 MB
+    chunks = (big[i : i + 65536] for i in range(0, len(big), 65536))
+    headers = {**auth, "Content-Type": "application/json"}
+    _refused(httpx.post(f"{base}/api/v1/jobs", content=chunks, headers=headers, timeout=30), 413, "PAYLOAD_TOO_LARGE")
+    _refused(httpx.post(f"{base}/api/v1/jobs", content=big, headers=headers, timeout=30), 413, "PAYLOAD_TOO_LARGE")
+    _refused(httpx.delete(f"{base}/api/v1/runs", headers=auth, timeout=10), 405, "METHOD_NOT_ALLOWED")
+    _refused(httpx.get(f"{base}/api/v1/docs", timeout=10), 401, "UNAUTHORIZED")
+    assert _get(base, "/api/v1/jobs/api-none").status_code == 404
 
 
 def _schemathesis(base: str, schema: Path, *args: str, max_time: int) -> subprocess.CompletedProcess[str]:
