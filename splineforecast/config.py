@@ -168,6 +168,14 @@ def tracking_uri(configured: str) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or configured
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a local sqlite URI (``sqlite:///rel.db``, ``sqlite:////abs.db``), else None."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
     """Flatten a nested dict to dotted keys (``{"model.hidden_size": 64}``)."""
     if not isinstance(node, dict):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from splineforecast.artifacts import ProcessedFiles, RunPaths, check_run_id
-from splineforecast.config import STAGES, Config, tracking_uri
+from splineforecast.config import STAGES, Config, sqlite_path, tracking_uri
 from splineforecast.data import io, schema
 from splineforecast.data.covariates import Covariate, check_spec, check_static, declared_covariates, read_spec
 from splineforecast.data.processed import Processed
@@ -249,9 +249,10 @@ def check(cfg: Config) -> Checked:
     if cfg.stage == "predict":  # no MLflow run: the trained run's local files and the history
         return Checked(paths, serving=check_trained(paths, cfg.data.path, cfg.data.bundled))
     uri = tracking_uri(cfg.tracking.uri)
-    if uri.startswith("sqlite:///"):
+    db = sqlite_path(uri)
+    if db is not None:
         check_writable(
-            Path(uri.removeprefix("sqlite:///")).parent,
+            db.parent,
             "set tracking.uri=sqlite:///DIR/mlflow.db (or MLFLOW_TRACKING_URI)",
         )
     if cfg.stage == "train":

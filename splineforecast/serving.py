@@ -103,8 +103,7 @@ def forecast(
         settings: the window lengths, and the time column and its format (None: ISO 8601).
 
     Returns:
-        ``horizon`` rows: the time column (the next steps of the grid), ``step`` (1..horizon)
-        and the forecast in original units, named after the target.
+        ``horizon`` rows: the time column (the next grid steps), ``step`` (1..horizon), the target.
 
     Raises:
         ContractError: DATA_SCHEMA_ERROR (28) for a missing column or bad cells;

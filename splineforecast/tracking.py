@@ -27,7 +27,7 @@ from mlflow.entities import Metric, Param, Run, RunStatus
 
 from splineforecast import __version__
 from splineforecast.artifacts import RunPaths
-from splineforecast.config import tracking_uri
+from splineforecast.config import sqlite_path, tracking_uri
 from splineforecast.errors import ContractError, ErrorCode, Interrupted
 from splineforecast.files import file_lock
 
@@ -51,17 +51,10 @@ def resolve_uri(configured: str) -> str:
     For a local sqlite store the folder of the database file is created.
     """
     uri = tracking_uri(configured)
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite_path(uri)
+    if db is not None:
+        db.parent.mkdir(parents=True, exist_ok=True)
     return uri
-
-
-def _sqlite_path(uri: str) -> Path | None:
-    """The database file of a local sqlite URI (``sqlite:///rel.db``, ``sqlite:////abs.db``), else None."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    path = uri.removeprefix("sqlite:///").split("?", 1)[0]
-    return Path(path) if path and path != ":memory:" else None
 
 
 def _lock(path: Path | None) -> AbstractContextManager[Any]:
@@ -71,7 +64,7 @@ def _lock(path: Path | None) -> AbstractContextManager[Any]:
 
 def _store_lock(uri: str) -> Path | None:
     """The lock file of a sqlite store (``mlflow.db.lock`` beside ``mlflow.db``), else None."""
-    db = _sqlite_path(uri)
+    db = sqlite_path(uri)
     return db.with_name(db.name + ".lock") if db is not None else None
 
 
@@ -121,9 +114,8 @@ class _RetryingClient:
 
 def _artifact_root(uri: str) -> str | None:
     """Artifacts of a local sqlite store live beside its database, wherever the command runs."""
-    if uri.startswith("sqlite:///"):
-        return (Path(uri.removeprefix("sqlite:///")).parent / "artifacts").absolute().as_uri()
-    return None  # a server decides
+    db = sqlite_path(uri)
+    return None if db is None else (db.parent / "artifacts").absolute().as_uri()  # else a server decides
 
 
 def ui_command(uri: str) -> str:
@@ -188,13 +180,20 @@ class Tracker:
             self._adopt(os.environ["MLFLOW_RUN_ID"], params)
             return
         if run is None:
-            tags = {RUN_ID_TAG: self.run_id, **self.tags}
-            if self.tags.get(SWEEP_TAG):
-                self.parent_run_id = self._sweep_parent(self.tags[SWEEP_TAG])
-                tags[PARENT_RUN_TAG] = self.parent_run_id
-            self.mlflow_run_id = self.client.create_run(self.experiment_id, run_name=self.run_id, tags=tags).info.run_id
-            self.log_params(params)
-            return
+            self._create(params)
+        else:
+            self._reopen(run, params)
+
+    def _create(self, params: dict[str, str]) -> None:
+        tags = {RUN_ID_TAG: self.run_id, **self.tags}
+        if self.tags.get(SWEEP_TAG):
+            self.parent_run_id = self._sweep_parent(self.tags[SWEEP_TAG])
+            tags[PARENT_RUN_TAG] = self.parent_run_id
+        self.mlflow_run_id = self.client.create_run(self.experiment_id, run_name=self.run_id, tags=tags).info.run_id
+        self.log_params(params)
+
+    def _reopen(self, run: Run, params: dict[str, str]) -> None:
+        """Continue ``run`` (its earlier stage, or an unfinished training), refusing another config."""
         changed = sorted(k for k, v in params.items() if k in run.data.params and run.data.params[k] != v)
         if changed:
             diff = ", ".join(f"{k}: {run.data.params[k]!r} -> {params[k]!r}" for k in changed)
