@@ -19,10 +19,10 @@ from splineforecast.config import STAGES, Config, sqlite_path, tracking_uri
 from splineforecast.data import io, schema
 from splineforecast.data.covariates import Covariate, check_spec, check_static, declared_covariates, read_spec
 from splineforecast.data.processed import Processed
-from splineforecast.data.splines import KINDS
+from splineforecast.data.splines import check_spline
 from splineforecast.data.splits import Split, time_splits
 from splineforecast.errors import ContractError, ErrorCode
-from splineforecast.models.registry import MODEL_NAMES, NORMS
+from splineforecast.models.registry import check_model
 from splineforecast.records import Meta, ServingSettings, SplitContract
 
 if TYPE_CHECKING:
@@ -47,10 +47,7 @@ def check_config(cfg: Config) -> None:
         value = getattr(cfg.data, key)
         if value <= 0:
             raise _config_error(f"`data.{key}` ({value}) must be > 0")
-    if cfg.spline.kind not in KINDS:
-        raise _config_error(f"`spline.kind` ({cfg.spline.kind}) must be one of {list(KINDS)}")
-    if cfg.spline.max_gap < 0:
-        raise _config_error(f"`spline.max_gap` ({cfg.spline.max_gap}) must be >= 0")
+    check_spline(cfg.spline.kind, cfg.spline.max_gap, cfg.spline.lam)
     _check_model(cfg)
     if cfg.trainer.max_epochs < 1:
         raise _config_error(f"`trainer.max_epochs` ({cfg.trainer.max_epochs}) must be >= 1")
@@ -80,10 +77,7 @@ def _check_covariate_names(cfg: Config) -> None:
 
 def _check_model(cfg: Config) -> None:
     model = cfg.model
-    if model.name not in MODEL_NAMES:
-        raise _config_error(f"`model.name` ({model.name}) must be one of {list(MODEL_NAMES)}")
-    if model.norm not in NORMS:
-        raise _config_error(f"`model.norm` ({model.norm}) must be one of {list(NORMS)}")
+    check_model(model.name, model.norm)
     for key in ("hidden_size", "num_layers"):
         if getattr(model, key) < 1:
             raise _config_error(f"`model.{key}` ({getattr(model, key)}) must be >= 1")

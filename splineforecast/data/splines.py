@@ -37,7 +37,18 @@ INTERPOLANTS: dict[str, Callable[[np.ndarray, np.ndarray], Interpolant]] = {
     "previous": lambda x, y: interp1d(x, y, kind="previous", assume_sorted=True),
 }
 KINDS = ("cubic", "pchip", "akima", "linear", "smoothing", "off")  # what spline= offers
+_STEP_KINDS = ("previous",)  # for boolean and one-hot features, not offered as spline=
 _MIN_POINTS = {"smoothing": 5, "previous": 1}  # fewer observed points fall back to linear
+
+
+def check_spline(kind: str, max_gap: int, lam: float | None = None, kinds: tuple[str, ...] = KINDS) -> None:
+    """Refuse spline settings no filler can use (CONFIG_ERROR), naming the key and the value."""
+    if kind not in kinds:
+        raise ContractError(ErrorCode.CONFIG_ERROR, f"`spline.kind` ({kind}) must be one of {list(KINDS)}")
+    if max_gap < 0:
+        raise ContractError(ErrorCode.CONFIG_ERROR, f"`spline.max_gap` ({max_gap}) must be >= 0")
+    if lam is not None and lam < 0:
+        raise ContractError(ErrorCode.CONFIG_ERROR, f"`spline.lam` ({lam}) must be >= 0")
 
 
 def _gap_runs(missing: np.ndarray) -> list[tuple[int, int]]:
@@ -66,12 +77,7 @@ class SplineGapFiller:
         self.kind, self.max_gap, self.lam, self.smooth_observed = kind, max_gap, lam, smooth_observed
 
     def fit(self, frame: pd.DataFrame) -> SplineGapFiller:
-        if self.kind not in KINDS and self.kind not in INTERPOLANTS:
-            raise ContractError(ErrorCode.CONFIG_ERROR, f"spline kind `{self.kind}` is not one of {list(KINDS)}")
-        if self.max_gap < 0:
-            raise ContractError(ErrorCode.CONFIG_ERROR, f"`spline.max_gap` ({self.max_gap}) must be >= 0")
-        if self.lam is not None and self.lam < 0:
-            raise ContractError(ErrorCode.CONFIG_ERROR, f"`spline.lam` ({self.lam}) must be >= 0")
+        check_spline(self.kind, self.max_gap, self.lam, kinds=(*KINDS, *_STEP_KINDS))
         self.columns_ = list(frame.columns)
         return self
 

@@ -7,9 +7,8 @@ from typing import Any
 
 from torch import nn
 
-from splineforecast.errors import ContractError, ErrorCode
 from splineforecast.models.networks import RecurrentForecaster
-from splineforecast.models.registry import MODEL_NAMES
+from splineforecast.models.registry import MODEL_NAMES, check_model
 from splineforecast.windows import DataSpec
 
 
@@ -36,6 +35,5 @@ REGISTRY: dict[str, Callable[[dict[str, Any], DataSpec], nn.Module]] = {name: _r
 
 def build_network(cfg: dict[str, Any], spec: DataSpec) -> nn.Module:
     """Build the network named by ``cfg["name"]`` for data of shape ``spec``."""
-    if cfg["name"] not in REGISTRY:
-        raise ContractError(ErrorCode.CONFIG_ERROR, f"`model.name` ({cfg['name']}) must be one of {sorted(REGISTRY)}")
+    check_model(cfg["name"], cfg["norm"])
     return REGISTRY[cfg["name"]](cfg, spec)
