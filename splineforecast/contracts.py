@@ -117,14 +117,15 @@ class RawInputs:
 
 def check_run_ids(given: str, files: ProcessedFiles, meta: Meta, preprocessor: dict[str, Any]) -> None:
     """The four run_id sources agree (SPEC §3), else RUN_ID_MISMATCH naming each."""
+    given_key, meta_key = "run_id (given)", files.meta_json.name
     sources = {
-        "run_id (given)": given,
+        given_key: given,
         "processed path": files.run_id_in_path,
-        "meta.json": meta.run_id,
+        meta_key: meta.run_id,
         "preprocessor": preprocessor.get("run_id"),
     }
     present = {v for v in sources.values() if v is not None}
-    required = ("run_id (given)", "meta.json", "preprocessor")  # the path may be outside the layout
+    required = (given_key, meta_key, "preprocessor")  # the path may be outside the layout
     if len(present) > 1 or any(sources[k] is None for k in required):
         listed = ", ".join(f"{k}={v!r}" for k, v in sources.items())
         raise ContractError(

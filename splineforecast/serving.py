@@ -159,7 +159,7 @@ def load_forecaster(
         ContractError: FILE_NOT_FOUND, or ARTIFACT_CONTRACT_ERROR when the artifacts disagree.
     """
     if isinstance(settings, dict):
-        settings = ServingSettings.from_json(settings, checkpoint.with_name("serving.json"))
+        settings = ServingSettings.from_json(settings, checkpoint.parent)  # the model folder holding it
     pre = preprocessor if isinstance(preprocessor, Preprocessor) else _read_preprocessor(preprocessor)
     net, spec = load_network(checkpoint)
     found = {"target": pre.target, "lookback": spec.lookback, "horizon": spec.horizon}
