@@ -101,8 +101,8 @@ def _forecast(store: RunStore, run_id: str, body: ForecastRequest) -> list[dict[
 
     from splineforecast.serving import load_run_forecaster
 
-    time_column, time_format = store.time_column(run_id)
-    model = load_run_forecaster(store.paths(run_id), time_column, time_format)
+    model = load_run_forecaster(store.paths(run_id))
+    time_column = model.settings.time_column
     history = pd.DataFrame(body.data, columns=body.columns, dtype=object)
     try:
         frame = model.predict(history)
