@@ -6,7 +6,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -89,7 +89,8 @@ class Cli:
     The command runs in ``root`` (its cwd) with a clean MLflow environment (no ``MLFLOW_TRACKING_URI``
     or ``MLFLOW_RUN_ID`` from the caller), the tracking store ``sqlite:///<root>/mlruns/mlflow.db`` and
     the artifact root ``<root>/artifacts``, unless ``store=False``. Call it to run to the end, or
-    :meth:`start` it to send signals.
+    :meth:`start` it to send signals; :meth:`run` runs any other command (a script, ``mlflow run``) the
+    same way, and a test may add to :attr:`env` what that command needs.
     """
 
     def __init__(self, root: Path) -> None:
@@ -104,19 +105,34 @@ class Cli:
         return [f"tracking.uri={self.tracking_uri}", f"paths.artifacts={self.artifacts}"]
 
     def command(self, *overrides: str, store: bool = True) -> list[str]:
-        return [sys.executable, "-m", "splineforecast", *overrides, *(self.store if store else [])]
+        """The argv of ``python -m splineforecast`` with ``overrides`` and, unless ``store=False``, the store.
 
-    def __call__(self, *overrides: str, store: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        A store key the caller sets itself (``paths.artifacts=...``) is the caller's: only the other one
+        is added, so an explicit override is never silently replaced.
+        """
+        given = {o.split("=", 1)[0] for o in overrides}
+        added = [o for o in self.store if o.split("=", 1)[0] not in given] if store else []
+        return [sys.executable, "-m", "splineforecast", *overrides, *added]
+
+    def run(
+        self, argv: Sequence[str], env: Mapping[str, str] | None = None, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
+        """Run any command (a script, ``mlflow run``) in ``root`` with :attr:`env`, ``env`` on top."""
         return subprocess.run(
-            self.command(*overrides, store=store),
+            list(argv),
             cwd=self.root,
-            env=self.env,
+            env={**self.env, **(env or {})},
             capture_output=True,
             text=True,
             timeout=timeout,
         )
 
+    def __call__(self, *overrides: str, store: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        """Run the command to the end (see :meth:`command`)."""
+        return self.run(self.command(*overrides, store=store), timeout=timeout)
+
     def start(self, *overrides: str, store: bool = True) -> subprocess.Popen[str]:
+        """Start the command and return at once, to send it signals."""
         return subprocess.Popen(
             self.command(*overrides, store=store),
             cwd=self.root,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
+import statistics
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import Cli
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 SPLIT = "1100,300,300"
@@ -32,11 +33,10 @@ def etth_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def run_bench(name: str, *args: str) -> tuple[str, dict]:
+def run_bench(cli: Cli, name: str, *args: str) -> tuple[str, dict]:
+    """Run ``benchmarks/<name>.py`` in ``cli``'s folder and clean MLflow environment; its stdout and JSON."""
     out = Path(args[args.index("--out") + 1])
-    proc = subprocess.run(
-        [sys.executable, str(BENCH / f"{name}.py"), *args], capture_output=True, text=True, timeout=300
-    )
+    proc = cli.run([sys.executable, str(BENCH / f"{name}.py"), *args], timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     payload = json.loads(out.read_text())
     assert COMMON_KEYS <= payload.keys()
@@ -44,10 +44,10 @@ def run_bench(name: str, *args: str) -> tuple[str, dict]:
 
 
 @pytest.mark.slow
-def test_accuracy_quick(etth_csv: Path, tmp_path: Path) -> None:
-    out = tmp_path / "accuracy.json"
+def test_accuracy_quick(etth_csv: Path, cli: Cli) -> None:
+    out = cli.root / "accuracy.json"
     stdout, payload = run_bench(
-        "accuracy", "--data", str(etth_csv), "--out", str(out), "--split", SPLIT, "--quick", "--models", "lstm",
+        cli, "accuracy", "--data", str(etth_csv), "--out", str(out), "--split", SPLIT, "--quick", "--models", "lstm",
         "--horizons", "24", "--norm", "none", "--no-skip",
     )  # fmt: skip
     assert "mse_scaled" in stdout and "seasonal_naive" in stdout  # the printed table
@@ -64,28 +64,37 @@ def test_accuracy_quick(etth_csv: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_overhead_quick(etth_csv: Path, tmp_path: Path) -> None:
-    out = tmp_path / "overhead.json"
-    stdout, payload = run_bench("overhead", "--data", str(etth_csv), "--out", str(out), "--split", SPLIT, "--quick")
+def test_overhead_quick(etth_csv: Path, cli: Cli) -> None:
+    out = cli.root / "overhead.json"
+    stdout, payload = run_bench(
+        cli, "overhead", "--data", str(etth_csv), "--out", str(out), "--split", SPLIT, "--quick"
+    )
     assert "ratio ours/raw" in stdout
-    assert payload["ratio"] > 0 and {r["side"] for r in payload["rows"]} == {"ours", "raw"}
+    rows = payload["rows"]
+    assert {r["side"] for r in rows} == {"ours", "raw"} and all(r["seconds"] > 0 for r in rows)
+    # the ratio is what the rows say: the median over rounds of ours / raw
+    seconds = {(r["round"], r["side"]): r["seconds"] for r in rows}
+    rounds = sorted({r["round"] for r in rows})
+    ratios = [seconds[(i, "ours")] / seconds[(i, "raw")] for i in rounds]
+    assert payload["ratio"] == pytest.approx(statistics.median(ratios))
     assert abs(payload["val_loss_gap"]) < 1e-3  # both sides trained the same network the same way
 
 
 @pytest.mark.slow
-def test_startup_quick(etth_csv: Path, tmp_path: Path) -> None:
-    out = tmp_path / "startup.json"
-    stdout, payload = run_bench("startup", "--data", str(etth_csv), "--out", str(out), "--split", SPLIT, "--quick")
+def test_startup_quick(etth_csv: Path, cli: Cli) -> None:
+    out = cli.root / "startup.json"
+    stdout, payload = run_bench(cli, "startup", "--data", str(etth_csv), "--out", str(out), "--split", SPLIT, "--quick")
     assert "first training step" in stdout
     what = {r["what"]: r for r in payload["rows"]}
     assert {"import pytorch_lightning", "contract error (data.lookback=0)", "first training step"} <= what.keys()
-    assert all(r["median_s"] > 0 for r in payload["rows"])
+    assert what["contract error (data.lookback=0)"]["exit"] == 25 and what["first training step"]["exit"] == 0
+    assert all(r["runs"] >= 1 and 0 < r["min_s"] <= r["median_s"] <= r["max_s"] for r in payload["rows"])
 
 
 @pytest.mark.slow
-def test_scale_small(etth_csv: Path, tmp_path: Path) -> None:
-    out = tmp_path / "scale.json"
-    stdout, payload = run_bench("scale", "--rows", "20000", "--out", str(out), "--data", str(etth_csv))
+def test_scale_small(etth_csv: Path, cli: Cli) -> None:
+    out = cli.root / "scale.json"
+    stdout, payload = run_bench(cli, "scale", "--rows", "20000", "--out", str(out), "--data", str(etth_csv))
     assert "preprocess: spline fill + scale" in stdout
     assert payload["missing_points"] > 0 and payload["unfilled_points"] == 0
     assert payload["epoch_windows"] == payload["windows"]["train"]

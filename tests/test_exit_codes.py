@@ -8,22 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import Cli
 
 BASE = "base"
+SMALL = ("data=tiny", "trainer=smoke")
 
 
 def _tree(root: Path) -> dict[str, str]:
     """Every file under ``root`` with its sha256."""
-    if not root.exists():
-        return {}
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
@@ -31,24 +29,12 @@ def _tree(root: Path) -> dict[str, str]:
     }
 
 
-def _run(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID")}
-    store = [f"tracking.uri=sqlite:///{root}/mlruns/mlflow.db", f"paths.artifacts={root}/artifacts"]
-    return subprocess.run(
-        [sys.executable, "-m", "splineforecast", "data=tiny", "trainer=smoke", *store, *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 @pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder holding one finished run ``base`` and the hostile inputs of the tests."""
-    root = tmp_path_factory.mktemp("codes")
-    done = _run(root, f"run_id={BASE}")
+def codes(tmp_path_factory: pytest.TempPathFactory) -> Cli:
+    """The command in a folder holding one finished run ``base`` and the hostile inputs of the tests."""
+    cli = Cli(tmp_path_factory.mktemp("codes"))
+    root = cli.root
+    done = cli(*SMALL, f"run_id={BASE}")
     assert done.returncode == 0, done.stderr
     (root / "bad.csv").write_text("date,co2\n2020-01-04,1.0\n2020-01-11,abc\n")
     (root / "afile").write_text("not a folder")
@@ -73,7 +59,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with (no_keys / "processed.npz").open("wb") as fh:
         np.savez(fh, values=arrays["values"], observed_mask=arrays["observed_mask"])
     (root / "spec.json").write_text(json.dumps({"schema_version": "covariate_spec.v0"}))
-    return root
+    return cli
 
 
 CASES = {
@@ -117,32 +103,43 @@ CASES = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
-def test_refusal_code_payload_and_untouched_trees(root: Path, case: str) -> None:
+def test_refusal_code_payload_and_untouched_trees(codes: Cli, case: str) -> None:
     code, name, args = CASES[case]
+    root = codes.root
     before = {tree: _tree(root / tree) for tree in ("artifacts", "mlruns")}
-    proc = _run(root, *args)
+    assert all(before.values()), "the finished run `base` left both trees"
+    proc = codes(*SMALL, *args)
     assert proc.returncode == code, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr  # one JSON line, no traceback
     payload = json.loads(lines[0])
     assert payload["ok"] is False and payload["exit_code"] == code
     assert payload["error"]["code"] == name
-    assert payload["error"]["message"] and payload["error"]["type"]
+    assert isinstance(payload["error"]["message"], str) and payload["error"]["message"].strip()
+    assert isinstance(payload["error"]["type"], str) and payload["error"]["type"].isidentifier()
     assert "Traceback" not in proc.stderr
     assert {tree: _tree(root / tree) for tree in ("artifacts", "mlruns")} == before
 
 
-@pytest.mark.parametrize("args", [["data.lookback=0"], ["data.path=missing.csv"], ["model=grux"]])
-def test_contract_failures_import_no_heavy_library(tmp_path: Path, args: list[str]) -> None:
-    code = (
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [(["data.lookback=0"], 25), (["data.path=missing.csv"], 21), (["model=grux"], 25)],
+    ids=["bad_value", "file_not_found", "unknown_option"],
+)
+def test_contract_failures_import_no_heavy_library(cli: Cli, args: list[str], code: int) -> None:
+    """SPEC §3: each refusal has its own code (lookback <= 0 and an unknown option are CONFIG_ERROR, a
+    missing input is FILE_NOT_FOUND), given before torch, Lightning or MLflow is imported."""
+    source = (
         "import json, sys\n"
         "from splineforecast.__main__ import main\n"
-        f"sys.argv = ['splineforecast', *{args!r}]\n"
+        f"sys.argv = ['splineforecast', *{[*args, *cli.store]!r}]\n"
         "rc = main()\n"
         "heavy = [m for m in ('torch', 'pytorch_lightning', 'lightning', 'mlflow') if m in sys.modules]\n"
         "print(json.dumps({'rc': rc, 'heavy': heavy}))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    proc = cli.run([sys.executable, "-c", source], timeout=120)
+    assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result["rc"] in (21, 25)
+    assert result["rc"] == code
     assert result["heavy"] == []
+    assert not cli.artifacts.exists() and not (cli.root / "mlruns").exists()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import stat
 import subprocess
 import sys
@@ -11,28 +10,25 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import Cli
+
+from splineforecast.artifacts import RunPaths
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 RUN_E2E = SCRIPTS / "run_e2e.sh"
 SMOKE = SCRIPTS / "smoke_test.sh"
-SCRIPT_ENV = ("RUN_ID", "EPOCHS", "LOOKBACK", "HORIZON", "MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID")
+SCRIPT_ENV = ("RUN_ID", "EPOCHS", "LOOKBACK", "HORIZON")  # what the scripts read, besides PYTHON
 
 pytestmark = pytest.mark.slow
 
 
-def _env(python: str = sys.executable, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in SCRIPT_ENV}
-    return {**env, "PYTHON": python, **extra}
-
-
-def _run(
-    script: Path, args: list[str], cwd: Path, env: dict[str, str], timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(script), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def _store(root: Path) -> list[str]:
-    return [f"tracking.uri=sqlite:///{root}/mlruns/mlflow.db", f"paths.artifacts={root}/artifacts"]
+@pytest.fixture
+def scripts(cli: Cli) -> Cli:
+    """``cli`` for the scripts: none of their variables from the caller, ``PYTHON`` this interpreter."""
+    for name in SCRIPT_ENV:
+        cli.env.pop(name, None)
+    cli.env["PYTHON"] = sys.executable
+    return cli
 
 
 def _payload(stderr: str) -> dict[str, object]:
@@ -50,29 +46,29 @@ def test_scripts_are_executable_bash(script: Path) -> None:
     subprocess.run(["bash", "-n", str(script)], check=True)
 
 
-def test_smoke_gate_passes(tmp_path: Path) -> None:
-    proc = _run(SMOKE, [], tmp_path, _env(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/elsewhere.db"))
+def test_smoke_gate_passes(scripts: Cli) -> None:
+    proc = scripts.run([str(SMOKE)], env={"MLFLOW_TRACKING_URI": f"sqlite:///{scripts.root}/elsewhere.db"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert lines[-1].endswith(" passed, 0 failed"), proc.stdout
     assert not [line for line in lines if line.startswith("FAIL")]
     assert sum(line.startswith("PASS ") for line in lines) == int(lines[-1].split()[0]) >= 9
     assert any("mismatch" in line for line in lines if line.startswith("PASS "))
-    assert list(tmp_path.iterdir()) == []  # ran in its own folder, ignored MLFLOW_TRACKING_URI
+    assert list(scripts.root.iterdir()) == []  # ran in its own folder, ignored MLFLOW_TRACKING_URI
     temp = lines[0].rsplit(" in ", 1)[1]
     assert not Path(temp).exists(), "the temporary folder was left behind"
 
 
-def test_smoke_gate_fails_when_the_run_does_nothing(tmp_path: Path) -> None:
+def test_smoke_gate_fails_when_the_run_does_nothing(scripts: Cli) -> None:
     """A `python -m splineforecast` that exits 0 but writes nothing fails every later check."""
-    fake = tmp_path / "python"
+    fake = scripts.root / "python"
     fake.write_text(
         "#!/usr/bin/env bash\n"
         'if [[ "${1:-}" == -m && "${2:-}" == splineforecast ]]; then exit 0; fi\n'
         f'exec "{sys.executable}" "$@"\n'
     )
     fake.chmod(0o755)
-    proc = _run(SMOKE, [], tmp_path, _env(python=str(fake)))
+    proc = scripts.run([str(SMOKE)], env={"PYTHON": str(fake)})
     assert proc.returncode == 1, proc.stdout + proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert "PASS run exits 0" in lines
@@ -82,23 +78,24 @@ def test_smoke_gate_fails_when_the_run_does_nothing(tmp_path: Path) -> None:
     assert any(line.startswith("FAIL run_id mismatch") and "exit 0" in line for line in fails)
 
 
-def test_run_e2e_trains_with_the_env_overrides(tmp_path: Path) -> None:
-    env = _env(RUN_ID="e2e-1", EPOCHS="1", LOOKBACK="16", HORIZON="4")
-    proc = _run(RUN_E2E, ["data=tiny", "trainer=smoke", *_store(tmp_path)], tmp_path, env)
+def test_run_e2e_trains_with_the_env_overrides(scripts: Cli) -> None:
+    env = {"RUN_ID": "e2e-1", "EPOCHS": "1", "LOOKBACK": "16", "HORIZON": "4"}
+    proc = scripts.run([str(RUN_E2E), "data=tiny", "trainer=smoke", *scripts.store], env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "run_id:        e2e-1" in proc.stdout
-    metrics = json.loads((tmp_path / "artifacts/metrics/e2e-1/metrics.json").read_text())
+    paths = RunPaths(scripts.artifacts, "e2e-1")
+    metrics = json.loads(paths.metrics_json.read_text())
     assert metrics["run_id"] == "e2e-1"
     assert set(metrics["metrics"]) >= {"mae", "mse", "rmse", "mape", "r2", "mase"}
-    config = yaml.safe_load((tmp_path / "artifacts/config/e2e-1/config.yaml").read_text())
+    config = yaml.safe_load(paths.config_yaml.read_text())
     assert (config["trainer"]["max_epochs"], config["data"]["lookback"], config["data"]["horizon"]) == (1, 16, 4)
-    assert (tmp_path / "mlruns/mlflow.db").is_file()
+    assert (scripts.root / "mlruns/mlflow.db").is_file()
 
 
-def test_run_e2e_maps_env_and_passes_arguments_through(tmp_path: Path) -> None:
+def test_run_e2e_maps_env_and_passes_arguments_through(scripts: Cli) -> None:
     """Variables become overrides; leading Hydra flags stay in front; an argument wins over a variable."""
-    env = _env(RUN_ID="007", EPOCHS="3", LOOKBACK="20", HORIZON="2")
-    proc = _run(RUN_E2E, ["--cfg", "job", "data=tiny", "model=gru", "data.horizon=5"], tmp_path, env)
+    env = {"RUN_ID": "007", "EPOCHS": "3", "LOOKBACK": "20", "HORIZON": "2"}
+    proc = scripts.run([str(RUN_E2E), "--cfg", "job", "data=tiny", "model=gru", "data.horizon=5"], env=env)
     assert proc.returncode == 0, proc.stderr
     config = yaml.safe_load(proc.stdout)
     assert config["run_id"] == "007"  # a string, as typed
@@ -111,8 +108,9 @@ def test_run_e2e_maps_env_and_passes_arguments_through(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("variable", "value"), [("EPOCHS", "abc"), ("LOOKBACK", "0"), ("HORIZON", "-3"), ("EPOCHS", '1"\n')]
 )
-def test_run_e2e_refuses_a_bad_number(tmp_path: Path, variable: str, value: str) -> None:
-    proc = _run(RUN_E2E, [], tmp_path, _env(python="/nonexistent/python", **{variable: value}))
+def test_run_e2e_refuses_a_bad_number(scripts: Cli, variable: str, value: str) -> None:
+    # the check comes first: the interpreter it would run does not even exist
+    proc = scripts.run([str(RUN_E2E)], env={"PYTHON": "/nonexistent/python", variable: value})
     assert proc.returncode == 25, proc.stderr
     assert proc.stdout == ""
     assert len(proc.stderr.splitlines()) == 1
@@ -124,7 +122,8 @@ def test_run_e2e_refuses_a_bad_number(tmp_path: Path, variable: str, value: str)
     assert variable in error["message"] and "positive integer" in error["message"]
 
 
-def test_run_e2e_exits_with_the_package_code(tmp_path: Path) -> None:
-    proc = _run(RUN_E2E, ["model=grux", *_store(tmp_path)], tmp_path, _env())
+def test_run_e2e_exits_with_the_package_code(scripts: Cli) -> None:
+    proc = scripts.run([str(RUN_E2E), "model=grux", *scripts.store])
     assert proc.returncode == 25, proc.stderr
     assert _payload(proc.stderr)["error"]["code"] == "CONFIG_ERROR"  # type: ignore[index]
+    assert not scripts.artifacts.exists() and not (scripts.root / "mlruns").exists()

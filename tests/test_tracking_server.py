@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,14 +18,10 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from conftest import Cli
 
+from splineforecast.artifacts import RunPaths
 from splineforecast.tracking import RUN_ID_TAG
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _healthy(url: str) -> bool:
@@ -54,9 +49,10 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """``(url, artifacts folder)`` of an ``mlflow server`` on a free loopback port."""
-    url = f"http://127.0.0.1:{_free_port()}"
+def server(tmp_path_factory: pytest.TempPathFactory, free_port: int) -> Iterator[tuple[str, Path]]:
+    """``(url, artifacts folder)`` of an ``mlflow server`` on a free loopback port, outside the run's folder."""
+    tmp_path = tmp_path_factory.mktemp("server")
+    url = f"http://127.0.0.1:{free_port}"
     served = tmp_path / "served"
     served.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
@@ -81,24 +77,15 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 
 @pytest.mark.slow
-def test_a_run_lands_on_the_tracking_server(server: tuple[str, Path], tmp_path: Path) -> None:
+def test_a_run_lands_on_the_tracking_server(server: tuple[str, Path], cli: Cli) -> None:
     url, served_artifacts = server
-    work = tmp_path / "work"
-    work.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_RUN_ID"}
-    env["MLFLOW_TRACKING_URI"] = url
-    done = subprocess.run(
-        [sys.executable, "-m", "splineforecast", "data=tiny", "trainer=smoke", "run_id=team-1"]
-        + [f"paths.artifacts={work}/artifacts"],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    cli.env["MLFLOW_TRACKING_URI"] = url
+    # no tracking.uri override: the configured local store is the default, and the variable must win
+    done = cli("data=tiny", "trainer=smoke", "run_id=team-1", f"paths.artifacts={cli.artifacts}", store=False)
     assert done.returncode == 0, done.stderr[-4000:]
     assert f"open {url}/#/experiments/" in done.stdout
-    assert not (work / "mlruns").exists()  # the variable won over the configured local store
+    assert not (cli.root / "mlruns").exists()  # the variable won over the configured local store
+    assert RunPaths(cli.artifacts, "team-1").metrics_json.is_file()  # the local copy is kept as well
 
     client = mlflow.MlflowClient(url)
     experiment = client.get_experiment_by_name("splineforecast")
@@ -119,8 +106,10 @@ def test_a_run_lands_on_the_tracking_server(server: tuple[str, Path], tmp_path: 
         "processed/meta.json",
         "processed/split_contract.json",
     }
-    local = client.download_artifacts(run.info.run_id, "metrics.json", str(tmp_path))
+    download = cli.root / "download"
+    download.mkdir()
+    local = client.download_artifacts(run.info.run_id, "metrics.json", str(download))
     metrics = json.loads(Path(local).read_text())
     assert metrics["run_id"] == "team-1"
     assert metrics["metrics"]["mae"] == pytest.approx(run.data.metrics["mae"])
-    assert any(p.name == "metrics.json" for p in served_artifacts.rglob("metrics.json"))
+    assert [p.name for p in served_artifacts.rglob("metrics.json")] == ["metrics.json"]  # on the server's disk

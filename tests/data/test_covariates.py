@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +11,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import Cli
 
 from splineforecast.config import Config
 from splineforecast.data.covariates import (
@@ -576,24 +574,10 @@ def test_run_with_covariates_end_to_end(tmp_path: Path, isolated: list[str], com
     assert np.isfinite(metrics["metrics"]["mae"]) and metrics["n_points"] > 0
 
 
-def test_cli_refuses_a_spec_without_a_declared_covariate(tmp_path: Path) -> None:
-    csv = _write_csv(tmp_path / "synthetic.csv")
-    spec = _write_spec(tmp_path / "spec.json", [("x", "numeric"), ("c", "categorical")], [("site", "categorical")])
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    args = [
-        *_data_overrides(csv, spec),
-        "run_id=refused",
-        f"tracking.uri=sqlite:///{tmp_path}/mlruns/mlflow.db",
-        f"paths.artifacts={tmp_path}/artifacts",
-    ]
-    proc = subprocess.run(
-        [sys.executable, "-m", "splineforecast", *args],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+def test_cli_refuses_a_spec_without_a_declared_covariate(cli: Cli) -> None:
+    csv = _write_csv(cli.root / "synthetic.csv")
+    spec = _write_spec(cli.root / "spec.json", [("x", "numeric"), ("c", "categorical")], [("site", "categorical")])
+    proc = cli(*_data_overrides(csv, spec), "run_id=refused", timeout=120)
     assert proc.returncode == 22, proc.stderr[-2000:]
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, lines
@@ -606,5 +590,5 @@ def test_cli_refuses_a_spec_without_a_declared_covariate(tmp_path: Path) -> None
         assert word in message
     for name in ["date", "y", *DYNAMIC, *STATIC, "unused"]:  # `unused` is only an available column
         assert name in message
-    assert not (tmp_path / "artifacts").exists()
-    assert not (tmp_path / "mlruns").exists()
+    assert not cli.artifacts.exists()
+    assert not (cli.root / "mlruns").exists()
