@@ -74,6 +74,7 @@ def train_one(
     import pytorch_lightning as pl
     import torch
 
+    from splineforecast.artifacts import RunPaths
     from splineforecast.config import ModelConfig, TrainerConfig
     from splineforecast.evaluation import predict
     from splineforecast.models.module import ForecastModule
@@ -93,11 +94,12 @@ def train_one(
     pl.seed_everything(seed, workers=True, verbose=False)
     module = ForecastModule(dataclasses.asdict(model_cfg), dataclasses.asdict(spec))
     with tempfile.TemporaryDirectory(prefix="bench-ckpt-") as tmp:
-        trainer = build_trainer(trainer_cfg, Path(tmp), [])
+        files = RunPaths(Path(tmp), "accuracy")
+        trainer = build_trainer(trainer_cfg, files.best_ckpt, files.last_ckpt, [])
         t0 = time.perf_counter()
         trainer.fit(module, datamodule=data)
         seconds = time.perf_counter() - t0
-        state = torch.load(Path(tmp) / "best.ckpt", map_location="cpu", weights_only=True)
+        state = torch.load(files.best_ckpt, map_location="cpu", weights_only=True)
     module.load_state_dict(state["state_dict"])
     test = data.datasets["test"]
     forecast = predict(module.net, test)[:, :, 0].astype(np.float64)

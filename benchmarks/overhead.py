@@ -61,10 +61,11 @@ def ours(data: Any, args: argparse.Namespace, store: str, round_no: int) -> tupl
     """The package's path; returns (seconds, last val loss)."""
     import pytorch_lightning as pl
 
+    from splineforecast.artifacts import RunPaths
     from splineforecast.config import TrainerConfig
     from splineforecast.models.module import ForecastModule
     from splineforecast.tracking import Tracker, tracked_run
-    from splineforecast.training import build_trainer
+    from splineforecast.training import EpochMetrics, build_trainer
 
     limit = args.max_batches or 1.0
     cfg = TrainerConfig(
@@ -77,7 +78,8 @@ def ours(data: Any, args: argparse.Namespace, store: str, round_no: int) -> tupl
         with tracked_run(tracker):
             pl.seed_everything(0, workers=True, verbose=False)
             module = ForecastModule(model_cfg(), dataclasses.asdict(data.spec))
-            trainer = build_trainer(cfg, Path(ckpt), [tracker.epoch_callback()])
+            files = RunPaths(Path(ckpt), "overhead")
+            trainer = build_trainer(cfg, files.best_ckpt, files.last_ckpt, [EpochMetrics(tracker.log_metrics)])
             trainer.fit(module, datamodule=data)
         seconds = time.perf_counter() - t0
     return seconds, float(trainer.callback_metrics["val/loss"])

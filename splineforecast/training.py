@@ -1,5 +1,6 @@
-"""The Lightning Trainer with its callbacks: best/last checkpoints, early stopping on val/loss,
-atomic checkpoint files, and a clean stop on SIGINT/SIGTERM that leaves a resumable last.ckpt."""
+"""The Lightning Trainer with its callbacks: best and last checkpoints, early stopping on val/loss,
+atomic checkpoint files, per-epoch loss logging, and a clean stop on SIGINT/SIGTERM that leaves a
+resumable last checkpoint."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 import signal
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,9 @@ from splineforecast.config import TrainerConfig
 from splineforecast.errors import Interrupted
 from splineforecast.models.module import ForecastModule
 from splineforecast.windows import WindowDataModule
+
+_MONITOR = "val/loss"
+_EPOCH_METRICS = ("train/loss", "val/loss")
 
 
 @dataclass
@@ -60,7 +64,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 class GracefulStop(Callback):
-    """Turn SIGINT/SIGTERM into a stop at the next batch boundary, with last.ckpt saved first.
+    """Turn SIGINT/SIGTERM into a stop at the next batch boundary, with the last checkpoint saved first.
 
     Outside ``fit`` (while ``active`` is false) a signal raises :class:`Interrupted` at once.
     The torch RNG state travels in the checkpoint, so a resumed run draws what a straight one would.
@@ -95,6 +99,24 @@ class GracefulStop(Callback):
         torch.set_rng_state(state_dict["torch_rng"])
 
 
+class EpochMetrics(Callback):
+    """Log ``train/loss`` and ``val/loss`` once per epoch (never per step: it costs time), at step = epoch.
+
+    Args:
+        log: called as ``log(metrics, step)``, on global rank zero only (DDP: one writer).
+    """
+
+    def __init__(self, log: Callable[[dict[str, float], int], None]) -> None:
+        self.write = log  # not `log`: Lightning reads a callback's `log` attribute as its own
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k in _EPOCH_METRICS}
+        if metrics:
+            self.write(metrics, trainer.current_epoch)
+
+
 @contextmanager
 def interruptible(stop: GracefulStop) -> Iterator[None]:
     """Route SIGINT and SIGTERM to ``stop`` (main thread only; elsewhere signals stay as they are)."""
@@ -109,23 +131,39 @@ def interruptible(stop: GracefulStop) -> Iterator[None]:
             signal.signal(s, handler)
 
 
-def build_trainer(cfg: TrainerConfig, checkpoint_dir: Path, callbacks: list[Callback]) -> pl.Trainer:
-    """A lean Trainer: no default logger (metrics go to MLflow through ``callbacks``)."""
-    _quiet_lightning()
+def _checkpoint(path: Path, monitor: str | None) -> ModelCheckpoint:
+    """A checkpoint file at ``path``, rewritten at each validation end (with ``monitor``: only when it improves).
+
+    Saving at validation end comes before the epoch's metrics reach MLflow (``on_train_epoch_end``): a kill
+    in between can lose that epoch's metric line but never logs a step twice after resuming.
+    """
     checkpoint = ModelCheckpoint(
-        dirpath=checkpoint_dir,
-        filename="best",
-        monitor="val/loss",
+        dirpath=path.parent,
+        filename=path.stem,
+        monitor=monitor,
         mode="min",
         save_top_k=1,
-        save_last=True,
         auto_insert_metric_name=False,
         enable_version_counter=False,
-        # save at validation end, before the epoch's metrics reach MLflow: a kill in between
-        # can lose that epoch's metric line but never logs a step twice after resuming
         save_on_train_epoch_end=False,
     )
-    stopping = EarlyStopping(monitor="val/loss", mode="min", patience=cfg.patience, check_on_train_epoch_end=False)
+    checkpoint.FILE_EXTENSION = path.suffix  # the artifact layer names the whole file
+    return checkpoint
+
+
+def build_trainer(cfg: TrainerConfig, best_ckpt: Path, last_ckpt: Path, callbacks: list[Callback]) -> pl.Trainer:
+    """A lean Trainer: no default logger (metrics go to MLflow through ``callbacks``).
+
+    Args:
+        best_ckpt: rewritten whenever val/loss improves.
+        last_ckpt: rewritten at every validation end, so it always holds the last finished epoch
+            (Lightning's ``save_last`` writes it only beside a new best one).
+    """
+    _quiet_lightning()
+    stopping = EarlyStopping(monitor=_MONITOR, mode="min", patience=cfg.patience, check_on_train_epoch_end=False)
+    # Lightning runs checkpoint callbacks last, in this order: best is written first, so the last
+    # checkpoint carries the best one's updated state (fit reads best_val_loss from it)
+    checkpoints = [_checkpoint(best_ckpt, _MONITOR), _checkpoint(last_ckpt, None)]
     return pl.Trainer(
         max_epochs=cfg.max_epochs,
         accelerator=cfg.accelerator,
@@ -139,43 +177,55 @@ def build_trainer(cfg: TrainerConfig, checkpoint_dir: Path, callbacks: list[Call
         enable_model_summary=cfg.enable_model_summary,
         deterministic=cfg.deterministic,
         logger=False,
-        callbacks=[checkpoint, stopping, *callbacks],
+        callbacks=[*checkpoints, stopping, *callbacks],
         num_sanity_val_steps=0,
         plugins=[AtomicCheckpointIO()],
     )
+
+
+def _best_score(state: dict[str, Any]) -> float:
+    """The best val/loss recorded in a checkpoint (NaN before any validation)."""
+    scores = [
+        v["best_model_score"]
+        for k, v in state["callbacks"].items()
+        if k.startswith("ModelCheckpoint") and v.get("monitor") == _MONITOR
+    ]
+    return float(scores[0]) if scores and scores[0] is not None else float("nan")
 
 
 def fit(
     module: ForecastModule,
     data: WindowDataModule,
     cfg: TrainerConfig,
-    checkpoint_dir: Path,
+    best_ckpt: Path,
+    last_ckpt: Path,
     callbacks: list[Callback],
     stop: GracefulStop,
     resume: bool = False,
 ) -> TrainResult:
-    """Train ``module`` on ``data``; best and last checkpoints land in ``checkpoint_dir``.
+    """Train ``module`` on ``data``, keeping the best and the last checkpoint at the given paths.
 
     Args:
+        best_ckpt: where the checkpoint of the lowest val/loss goes (``RunPaths.best_ckpt``).
+        last_ckpt: where the checkpoint of the last finished epoch goes (``RunPaths.last_ckpt``).
         stop: the signal handler of the run (see :func:`interruptible`).
-        resume: continue from ``checkpoint_dir/last.ckpt`` (weights, optimizer, epoch, callbacks, RNG).
+        resume: continue from ``last_ckpt`` (weights, optimizer, epoch, place in the epoch, callbacks, RNG).
+
+    Returns:
+        The checkpoints, the number of epochs trained and the best val/loss.
 
     Raises:
-        Interrupted: SIGINT or SIGTERM arrived; last.ckpt was saved at a batch boundary.
+        Interrupted: SIGINT or SIGTERM arrived; ``last_ckpt`` was saved at a batch boundary.
     """
-    trainer = build_trainer(cfg, checkpoint_dir, [*callbacks, stop])
-    last = checkpoint_dir / "last.ckpt"
+    trainer = build_trainer(cfg, best_ckpt, last_ckpt, [*callbacks, stop])
     stop.active = True
     try:
-        trainer.fit(module, datamodule=data, ckpt_path=last if resume else None)
+        trainer.fit(module, datamodule=data, ckpt_path=last_ckpt if resume else None)
     except SystemExit as exc:  # Lightning's SIGTERMException, or its exit after a raw KeyboardInterrupt
         raise Interrupted(stop.signum or signal.SIGTERM) from exc
     finally:
         stop.active = False
-    # read the outcome from last.ckpt: with ddp_spawn the training happened in other processes
-    state = torch.load(last, map_location="cpu", weights_only=True)
-    scores = [v["best_model_score"] for k, v in state["callbacks"].items() if k.startswith("ModelCheckpoint")]
-    best = float(scores[0]) if scores and scores[0] is not None else float("nan")
-    return TrainResult(
-        best_ckpt=checkpoint_dir / "best.ckpt", last_ckpt=last, epochs=int(state["epoch"]) + 1, best_val_loss=best
-    )
+    # read the outcome from the last checkpoint: with ddp_spawn the training happened in other processes
+    state = torch.load(last_ckpt, map_location="cpu", weights_only=True)
+    epochs = int(state["epoch"]) + 1  # saved at the last validation end: the epoch is 0-based
+    return TrainResult(best_ckpt=best_ckpt, last_ckpt=last_ckpt, epochs=epochs, best_val_loss=_best_score(state))
