@@ -102,26 +102,66 @@ def _as_batch(batch: Any) -> Any:
 class EpochShuffle(Sampler[int]):
     """A permutation that depends only on (seed, epoch): a resumed run sees the batches a straight run would.
 
-    Lightning calls ``set_epoch`` at the start of every epoch.
+    Lightning calls ``set_epoch`` at the start of every epoch. The sampler also remembers how many indices
+    of the epoch it has handed out (``state_dict``), so a run stopped mid-epoch resumes with the epoch's
+    remaining indices, in the same order. Indices are drawn lazily, one batch at a time, and Lightning
+    fetches no batch ahead from a loader of known length, so at a batch boundary that count is exactly
+    the batches trained times the batch size.
     """
 
     def __init__(self, n: int, seed: int) -> None:
         self.n, self.seed, self.epoch = n, seed, 0
+        self.drawn = 0  # indices of this epoch handed out so far
+        self._start = 0  # where the next iteration begins: non-zero only after load_state_dict
 
     def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:  # a new epoch starts at its beginning; a resumed one keeps its place
+            self.drawn = self._start = 0
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[int]:
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=generator).tolist())
+        order = torch.randperm(self.n, generator=generator).tolist()
+        self.drawn, self._start = self._start, 0
+        for index in order[self.drawn :]:
+            self.drawn += 1
+            yield index
 
     def __len__(self) -> int:
-        return self.n
+        return self.n  # the whole epoch, also when resuming: Lightning counts the batches already trained
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "drawn": self.drawn}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self.epoch = int(state_dict["epoch"])
+        self.drawn = self._start = int(state_dict["drawn"])
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader with Lightning's ``state_dict``/``load_state_dict`` protocol: its place in the epoch.
+
+    Lightning saves the train loader's state in each checkpoint and restores it before the resumed
+    epoch's first batch. The state is the sampler's. A sampler without one (the
+    ``DistributedSamplerWrapper`` Lightning puts in under DDP) has nothing to restore: there the
+    resumed epoch's remaining batches are drawn from the start of the epoch's order.
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.sampler.state_dict() if isinstance(self.sampler, EpochShuffle) else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if state_dict and isinstance(self.sampler, EpochShuffle):
+            self.sampler.load_state_dict(state_dict)
 
 
 def window_loader(dataset: WindowDataset, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
-    sampler = EpochShuffle(len(dataset), seed) if shuffle else None
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=_as_batch)
+    """Batches of ``dataset``: in an (seed, epoch) order that resumes mid-epoch if ``shuffle``, else in order."""
+    if shuffle:
+        return ResumableLoader(
+            dataset, batch_size=batch_size, sampler=EpochShuffle(len(dataset), seed), collate_fn=_as_batch
+        )
+    return DataLoader(dataset, batch_size=batch_size, collate_fn=_as_batch)
 
 
 class WindowDataModule(pl.LightningDataModule):

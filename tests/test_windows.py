@@ -1,4 +1,5 @@
-"""Sliding windows: counts, shapes, dropped gaps, batches, and where val/test windows may read."""
+"""Sliding windows: counts, shapes, dropped gaps, batches, where val/test windows may read, and the
+train order that resumes mid-epoch."""
 
 from __future__ import annotations
 
@@ -7,10 +8,19 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lightning_fabric.utilities.types import _Stateful  # how Lightning tells a resumable loader
+from torch.utils.data import DataLoader
 
 from splineforecast.data.splits import Split
 from splineforecast.errors import ContractError, ErrorCode
-from splineforecast.windows import DataSpec, WindowDataModule, WindowDataset, window_loader, window_starts
+from splineforecast.windows import (
+    DataSpec,
+    EpochShuffle,
+    WindowDataModule,
+    WindowDataset,
+    window_loader,
+    window_starts,
+)
 
 FAST = settings(max_examples=50, deadline=None)
 
@@ -140,3 +150,64 @@ def test_datamodule_parts_strides_and_refusals() -> None:
     with pytest.raises(ContractError) as info:
         WindowDataModule(values, mask, Split((0, 60), (60, 62), (62, 100)), spec, stride=1, batch_size=4)
     assert info.value.code is ErrorCode.INSUFFICIENT_DATA_ERROR and "val" in info.value.message
+
+
+def _order(n: int, seed: int, epoch: int) -> list[int]:
+    sampler = EpochShuffle(n, seed)
+    sampler.set_epoch(epoch)
+    return list(sampler)
+
+
+@FAST
+@given(n=st.integers(1, 200), seed=st.integers(0, 10_000), epoch=st.integers(0, 50), data=st.data())
+def test_epoch_shuffle_resumes_mid_epoch_with_the_remaining_indices(
+    n: int, seed: int, epoch: int, data: st.DataObject
+) -> None:
+    k = data.draw(st.integers(0, n), label="drawn before the stop")
+    straight = _order(n, seed, epoch)
+    assert sorted(straight) == list(range(n))
+    stopped = EpochShuffle(n, seed)
+    stopped.set_epoch(epoch)
+    it = iter(stopped)
+    assert [next(it) for _ in range(k)] == straight[:k]
+    state = stopped.state_dict()
+    assert state == {"epoch": epoch, "drawn": k}
+
+    resumed = EpochShuffle(n, seed)
+    resumed.load_state_dict(state)
+    resumed.set_epoch(epoch)  # Lightning sets the epoch again after loading the state
+    assert list(resumed) == straight[k:]
+    assert len(resumed) == n  # the whole epoch: Lightning counts the batches already trained
+    resumed.set_epoch(epoch + 1)  # and the next epoch is whole, in a straight run's order
+    assert list(resumed) == _order(n, seed, epoch + 1)
+    assert list(resumed) == _order(n, seed, epoch + 1)  # a second pass of an epoch starts at its beginning
+
+
+def test_train_loader_resumes_the_remaining_batches_in_order() -> None:
+    n, lookback, horizon, batch = 60, 5, 2, 4
+    values = _values(n)
+    spec = DataSpec(n_features=3, lookback=lookback, horizon=horizon, target_indices=(0,))
+    starts, _ = window_starts(values, (0, n), lookback, horizon, 1)
+    dataset = WindowDataset(values, ~np.isnan(values), starts, spec)
+
+    def loader(epoch: int) -> DataLoader:
+        out = window_loader(dataset, batch_size=batch, shuffle=True, seed=3)
+        out.sampler.set_epoch(epoch)
+        return out
+
+    def rows(batches: list) -> list[list[int]]:
+        return [b[0][:, 0, 0].int().tolist() for b in batches]  # column 0 holds each window's start row
+
+    straight = rows(list(loader(2)))
+    stopped = loader(2)
+    assert isinstance(stopped, _Stateful)
+    it = iter(stopped)
+    first = rows([next(it) for _ in range(5)])
+    state = stopped.state_dict()
+    assert state == {"epoch": 2, "drawn": 5 * batch}
+
+    resumed = window_loader(dataset, batch_size=batch, shuffle=True, seed=3)
+    resumed.load_state_dict(state)
+    rest = rows(list(resumed))
+    assert first + rest == straight and len(rest) == len(straight) - 5
+    assert not isinstance(window_loader(dataset, batch_size=batch, shuffle=False), _Stateful)
