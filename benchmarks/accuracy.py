@@ -78,8 +78,9 @@ def train_one(
     from splineforecast.config import ModelConfig, TrainerConfig
     from splineforecast.evaluation import predict
     from splineforecast.models.module import ForecastModule
+    from splineforecast.models.spec import DataSpec
     from splineforecast.training import build_trainer
-    from splineforecast.windows import DataSpec, WindowDataModule
+    from splineforecast.windows import WindowDataModule
 
     spec = DataSpec(values.shape[1], args.lookback, horizon, (0,))
     data = WindowDataModule(values, mask, split, spec, 1, args.batch_size, seed)

@@ -42,7 +42,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def load(args: argparse.Namespace) -> Any:
     from splineforecast.data.preprocess import Preprocessor
-    from splineforecast.windows import DataSpec, WindowDataModule
+    from splineforecast.models.spec import DataSpec
+    from splineforecast.windows import WindowDataModule
 
     split = common.make_split(args.split)
     frame = common.read_etth(args.data, split.n_rows)[[common.TARGET]]

@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from splineforecast.data.preprocess import Preprocessor
     from splineforecast.data.splits import time_splits
-    from splineforecast.windows import DataSpec, WindowDataModule
+    from splineforecast.models.spec import DataSpec
+    from splineforecast.windows import WindowDataModule
 
     if args.data:
         print(f"note: --data {args.data} is ignored; the series is synthetic")

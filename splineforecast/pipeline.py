@@ -28,6 +28,7 @@ from splineforecast.data.preprocess import Preprocessor, Transformed
 from splineforecast.data.processed import Processed
 from splineforecast.evaluation import TestForecast, forecast_test, score_test
 from splineforecast.models.module import ForecastModule
+from splineforecast.models.spec import DataSpec
 from splineforecast.records import (
     CovariateNames,
     EvalResult,
@@ -41,7 +42,7 @@ from splineforecast.report import plot_forecast, render_report
 from splineforecast.serving import load_run_forecaster
 from splineforecast.tracking import Tracker, log_model, resolve_uri, tracked_run, ui_command
 from splineforecast.training import EpochMetrics, GracefulStop, TrainResult, fit, interruptible
-from splineforecast.windows import DataSpec, WindowDataModule
+from splineforecast.windows import WindowDataModule
 
 
 @dataclass

@@ -25,8 +25,8 @@ from splineforecast.data.covariates import check_static
 from splineforecast.data.preprocess import Preprocessor
 from splineforecast.errors import ContractError, ErrorCode
 from splineforecast.models.factory import build_network
+from splineforecast.models.spec import DataSpec
 from splineforecast.records import ServingSettings
-from splineforecast.windows import DataSpec
 
 SETTINGS_FORMAT = ServingSettings.FORMAT  # read by splineforecast 0.1.0's pyfunc code
 

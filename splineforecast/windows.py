@@ -8,7 +8,6 @@ the part; their lookback may reach back into the part before (test windows read 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,20 +17,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from splineforecast.data.splits import Split
 from splineforecast.errors import ContractError, ErrorCode
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    """What a network needs to know about its data: sizes, never values."""
-
-    n_features: int
-    lookback: int
-    horizon: int
-    target_indices: tuple[int, ...]
-
-    @property
-    def n_targets(self) -> int:
-        return len(self.target_indices)
+from splineforecast.models.spec import DataSpec
 
 
 def window_starts(

@@ -31,8 +31,8 @@ from splineforecast.data.splits import time_splits
 from splineforecast.errors import ContractError, ErrorCode
 from splineforecast.models.factory import build_network
 from splineforecast.models.module import ForecastModule
+from splineforecast.models.spec import DataSpec
 from splineforecast.records import ServingSettings
-from splineforecast.windows import DataSpec
 
 Compose = Callable[[list[str]], Config]
 

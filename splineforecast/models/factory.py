@@ -9,7 +9,7 @@ from torch import nn
 
 from splineforecast.models.networks import RecurrentForecaster
 from splineforecast.models.registry import MODEL_NAMES, check_model
-from splineforecast.windows import DataSpec
+from splineforecast.models.spec import DataSpec
 
 
 def _recurrent(cell: str) -> Callable[[dict[str, Any], DataSpec], nn.Module]:

@@ -9,7 +9,7 @@ import torch
 
 from splineforecast.errors import ContractError, ErrorCode
 from splineforecast.models.factory import build_network
-from splineforecast.windows import DataSpec
+from splineforecast.models.spec import DataSpec
 
 
 def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

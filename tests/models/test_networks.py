@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 import torch
 
-from splineforecast.models.registry import NORMS
 from splineforecast.errors import ContractError, ErrorCode
 from splineforecast.models.factory import REGISTRY, build_network
 from splineforecast.models.module import ForecastModule, masked_mse
-from splineforecast.windows import DataSpec
+from splineforecast.models.registry import NORMS
+from splineforecast.models.spec import DataSpec
 
 SPEC = DataSpec(n_features=3, lookback=12, horizon=5, target_indices=(2, 0))
 BATCH = 4
