@@ -2,6 +2,10 @@
 
 Any failure ends here: one JSON line on stderr (SPEC §3) and its exit code, never a traceback.
 Contract checks run before torch, Lightning or MLflow are imported.
+
+A failed job prints its payload where it ran and raises :class:`JobFailed` with its exit code; that
+exception is the one way a job's failure reaches :func:`main`, for a single run, a sweep job run in
+this process, and a job run by a joblib or submitit worker (Hydra carries it back in the JobReturn).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import secrets
 import sys
 import time
 import typing
-from typing import Any
+from typing import Any, NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -23,10 +27,34 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from splineforecast.config import Config, config_dir, register_configs
-from splineforecast.contracts import check, check_config
+from splineforecast.contracts import check
 from splineforecast.errors import ContractError, ErrorCode, Interrupted, to_payload
 
 SUMMARY_METRICS = ("mae", "rmse", "mape", "mase", "r2")
+NEW_RUN_STAGES = ("all", "preprocess")  # the stages that start a run, so may name it themselves
+
+
+class JobFailed(BaseException):
+    """A job failed and printed its payload; ``exit_code`` is what the command exits with.
+
+    A BaseException, as KeyboardInterrupt is, so that a single run's failure passes Hydra untouched:
+    ``run_job`` catches ``Exception`` into the JobReturn, and re-raising it for a single run Hydra
+    first prints "Error executing job". Pickles by its exit code (``__reduce__``).
+    """
+
+    def __init__(self, exit_code: int) -> None:
+        super().__init__(f"the job failed with exit code {exit_code} (its JSON line is on stderr)")
+        self.exit_code = exit_code
+
+    def __reduce__(self) -> tuple[type[JobFailed], tuple[int]]:
+        return type(self), (self.exit_code,)
+
+
+class SweepJobFailed(JobFailed, Exception):
+    """A failed job of a sweep: an Exception, so ``run_job`` keeps it in the job's JobReturn (pickled
+    back from joblib and submitit workers) and the other jobs still run. Hydra's basic sweeper then
+    raises the first failed job's by job number; the Optuna sweeper counts the trial failed and goes
+    on (``max_failure_rate: 1.0`` in ``configs/hparams_search/optuna.yaml``)."""
 
 
 def new_run_id() -> str:
@@ -73,16 +101,15 @@ def _job_config(cfg: DictConfig) -> tuple[Config, list[str], dict[str, str]]:
         tags = {"splineforecast.sweep": str(hc.sweep.dir), "splineforecast.job": str(hc.job.num)}
         if config.run_id is not None:  # one run_id per job of the sweep
             config.run_id = f"{config.run_id}-{hc.job.num}"
-    check_config(config)
-    if config.run_id is None:
-        config.run_id = new_run_id()
+    if config.run_id is None and config.stage in NEW_RUN_STAGES:
+        config.run_id = new_run_id()  # stage=train/predict without one is refused by contracts.check_config
     return config, list(hc.overrides.task), tags
 
 
 def _print_summary(result: Any) -> None:
     lines = [""]
     if result.result is not None:
-        rows = {"model": result.result["metrics"], **result.result["baselines"]}
+        rows = {"model": result.result.metrics, **result.result.baselines}
         lines.append(f"{'test':<16}" + "".join(f"{m:>10}" for m in SUMMARY_METRICS))
         for name, scores in rows.items():
             lines.append(f"{name:<16}" + "".join(f"{scores[m]:>10.4g}" for m in SUMMARY_METRICS))
@@ -96,39 +123,30 @@ def _print_summary(result: Any) -> None:
     print("\n".join(lines), flush=True)
 
 
-# failures of jobs, kept here so Hydra neither prints them nor stops a sweep at the first one
-_failures: list[Exception] = []
-
-
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def _task(cfg: DictConfig) -> float | None:
     """One run (or sweep job); returns the sweeper's objective: the run's best val/loss (lower is better).
 
-    None when the run did not train (``stage=preprocess``) or failed: the Optuna sweeper then marks
-    the trial failed and goes on. A failure prints its payload here and is kept for main(): in
-    ``_failures``, and, for a sweep job (which may run in a joblib worker process), as a file
-    ``<job number>-<pid>`` holding its exit code in the folder ``$SPLINEFORECAST_JOB_FAILURES``.
+    None when the run did not train (``stage=preprocess``). A failure prints its payload here, in
+    the process that ran the job, and raises :class:`JobFailed` (a single run) or
+    :class:`SweepJobFailed` (a job of a sweep) with its exit code.
     """
     try:
         config, overrides, tags = _job_config(cfg)
-        checked = check(config)
+        checked = check(config)  # check_config first, then the inputs of the stage
         from splineforecast import pipeline  # torch, Lightning and MLflow load only past the checks
 
         result = pipeline.run(config, overrides, tags, checked)
         _print_summary(result)
-    except Exception as exc:  # noqa: BLE001 - reported by main() with its exit code
-        code = _report(exc)
-        _failures.append(exc)
-        folder = os.environ.get("SPLINEFORECAST_JOB_FAILURES")
-        if folder and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
-            try:
-                with open(os.path.join(folder, f"{HydraConfig.get().job.num}-{os.getpid()}"), "w") as out:
-                    out.write(str(code))
-            except OSError:
-                pass  # main() is gone or elsewhere: the payload above still tells
-        return None
-    best = ((result.result or {}).get("training") or {}).get("best_val_loss")
-    return None if best is None else float(best)
+    except Exception as exc:  # noqa: BLE001 - every failure of a job leaves it as JobFailed
+        _fail(exc)
+    return None if result.result is None else float(result.result.training.best_val_loss)
+
+
+def _fail(exc: Exception) -> NoReturn:
+    """Print the payload of a job's failure and raise it on as the JobFailed of this run mode."""
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    raise (SweepJobFailed if multirun else JobFailed)(_report(exc)) from exc
 
 
 def _valid_keys(message: str) -> str:
@@ -167,53 +185,32 @@ def _report(exc: BaseException) -> int:
     code, message = _classify(exc)
     type_name = exc.type_name if isinstance(exc, ContractError) else type(exc).__name__
     exit_code = exc.exit_code if isinstance(exc, Interrupted) else code.exit_code  # 130 or 143
-    print(to_payload(code, message, type_name, exit_code), file=sys.stderr, flush=True)
+    # one write of the whole line: parallel jobs share stderr, and a pipe keeps a short write whole
+    sys.stderr.write(to_payload(code, message, type_name, exit_code) + "\n")
+    sys.stderr.flush()
     return exit_code
 
 
 def main() -> int:
     """Run the Hydra app; map every failure to its SPEC exit code and JSON payload.
 
-    In a sweep every failed job prints its payload; the exit code is the first failure's (the lowest
-    job number), also for jobs run by worker processes (``hydra/launcher=joblib``), which report
-    through a temporary folder named in ``$SPLINEFORECAST_JOB_FAILURES``.
+    A failed job has printed its payload already and arrives as :class:`JobFailed`: in a sweep the
+    first failed job's by job number, also for jobs run by worker processes (``hydra/launcher=joblib``).
+    Anything else (composition, the command line, a sweeper giving up) is reported here.
     """
-    import tempfile
-    from pathlib import Path
-
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let exceptions reach us instead of Hydra's exit 1
     register_configs()
-    _failures.clear()
-    previous = os.environ.get("SPLINEFORECAST_JOB_FAILURES")
-    with tempfile.TemporaryDirectory(prefix="splineforecast-jobs-") as folder:
-        os.environ["SPLINEFORECAST_JOB_FAILURES"] = folder  # inherited by joblib's worker processes
-
-        def first_job_code() -> int | None:
-            files = sorted(Path(folder).iterdir(), key=lambda p: int(p.name.split("-")[0]))
-            return int(files[0].read_text()) if files else None
-
-        try:
-            _task()
-        except SystemExit as exc:  # argparse refusing the command line (code 2), or --help (0)
-            if exc.code in (0, None):
-                raise
-            message = "unrecognised command line; put -m/--multirun before the overrides (see --help)"
-            return _report(ContractError(ErrorCode.CONFIG_ERROR, message, "ArgumentError"))
-        except BaseException as exc:  # noqa: BLE001 - the contract: every failure gets a code
-            code = _report(exc)
-            # a sweeper giving up after failed jobs (Optuna with no finished trial): the job's code is the cause
-            job_code = first_job_code() if isinstance(exc, Exception) else None
-            return code if job_code is None else job_code
-        finally:
-            if previous is None:
-                os.environ.pop("SPLINEFORECAST_JOB_FAILURES", None)
-            else:
-                os.environ["SPLINEFORECAST_JOB_FAILURES"] = previous
-        job_code = first_job_code()
-    if job_code is not None:
-        return job_code
-    if _failures:
-        return _classify(_failures[0])[0].exit_code
+    try:
+        _task()
+    except JobFailed as failed:
+        return failed.exit_code
+    except SystemExit as exc:  # argparse refusing the command line (code 2), or --help (0)
+        if exc.code in (0, None):
+            raise
+        message = "unrecognised command line; put -m/--multirun before the overrides (see --help)"
+        return _report(ContractError(ErrorCode.CONFIG_ERROR, message, "ArgumentError"))
+    except BaseException as exc:  # noqa: BLE001 - the contract: every failure gets a code
+        return _report(exc)
     return 0
 
 

@@ -1,42 +1,39 @@
 """Sweeps that lose nothing: parallel joblib jobs on one fresh sqlite store, and an Optuna search.
 
 Every job of a sweep must be its own FINISHED MLflow run, tagged with its sweep and nested under one
-parent run per sweep; a failed job's exit code must reach the sweep's exit code even when the job ran
-in a joblib worker process.
+parent run per sweep. A failed job prints its payload once, wherever it ran, and its exit code reaches
+the sweep's (the first failed job's, by job number), also when the job ran in a joblib worker process;
+a failed Optuna trial counts as failed and the search goes on.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import mlflow
 import pytest
 import yaml
+from conftest import Cli
 
-from splineforecast import tracking
+from splineforecast import files, tracking
 from splineforecast.tracking import PARENT_RUN_TAG, SWEEP_DIR_TAG, SWEEP_PARENT_TAG, SWEEP_TAG
 
 JOBLIB = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+FAST = ["data=tiny", "trainer=smoke"]
 
 
 def _sweep(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``python -m splineforecast -m ARGS`` in ``root`` with its store and artifacts under ``root``."""
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID")}
-    store = [f"tracking.uri=sqlite:///{root}/mlruns/mlflow.db", f"paths.artifacts={root}/artifacts"]
-    return subprocess.run(
-        [sys.executable, "-m", "splineforecast", "-m", *args, *store],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return Cli(root)("-m", *args, timeout=300)
+
+
+def _payloads(stderr: str) -> list[dict]:
+    """The JSON failure lines on stderr."""
+    return [json.loads(line) for line in stderr.splitlines() if line.startswith('{"ok": false')]
 
 
 def _client(root: Path) -> tuple[mlflow.MlflowClient, str]:
@@ -131,9 +128,78 @@ def test_failed_joblib_jobs_reach_the_exit_code(tmp_path: Path) -> None:
     # job 0: a negative learning rate (25, CONFIG_ERROR); job 1: a data file that is not there (21)
     done = _sweep(tmp_path, "model.lr=-1,0.001", f"data.path={missing}", *JOBLIB, f"hydra.sweep.dir={sweep_dir}")
 
-    payloads = [json.loads(line) for line in done.stderr.splitlines() if line.startswith('{"ok": false')]
-    assert sorted(p["exit_code"] for p in payloads) == [21, 25], done.stderr[-3000:]
+    payloads = _payloads(done.stderr)
+    assert sorted((p["exit_code"], p["error"]["code"]) for p in payloads) == [
+        (21, "FILE_NOT_FOUND"),
+        (25, "CONFIG_ERROR"),
+    ], done.stderr[-3000:]
     assert done.returncode == 25
+    assert "Traceback" not in done.stderr
+
+
+def test_in_process_sweep_exits_with_the_first_failed_jobs_code(tmp_path: Path) -> None:
+    """The basic launcher, jobs in order: job 0 (21) fails before job 1 (25), so 21: the first, not the highest."""
+    missing = tmp_path / "missing.csv"
+    done = _sweep(tmp_path, f"data.path={missing}", "model.lr=0.001,-1", f"hydra.sweep.dir={tmp_path / 'multirun'}")
+
+    assert [p["exit_code"] for p in _payloads(done.stderr)] == [21, 25], done.stderr[-3000:]
+    assert done.returncode == 21
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_a_failed_joblib_job_beside_a_finished_one(tmp_path: Path) -> None:
+    """Job 0 trains in a worker, job 1 fails in another: job 0's run is recorded, the sweep exits with 26."""
+    sweep_dir = tmp_path / "multirun"
+    done = _sweep(tmp_path, "data.lookback=8,300", *FAST, *JOBLIB, f"hydra.sweep.dir={sweep_dir}")
+
+    assert done.returncode == 26, done.stderr[-3000:]
+    (payload,) = _payloads(done.stderr)  # once, though it crossed a process boundary
+    assert payload["error"]["code"] == "INSUFFICIENT_DATA_ERROR" and "lookback" in payload["error"]["message"]
+    (run,) = _jobs(tmp_path, sweep_dir)
+    assert run.info.status == "FINISHED" and run.data.params["data.lookback"] == "8"
+    assert done.stdout.count("MLflow run id:") == 1
+
+
+@pytest.mark.slow
+def test_a_failed_optuna_trial_counts_failed_and_the_search_goes_on(tmp_path: Path) -> None:
+    sweep_dir = tmp_path / "multirun"
+    fixed = ["model.hidden_size=16", "model.num_layers=1", "model.lr=0.001"]  # fixed: out of the search space
+    # dropout 1.0 is refused (25) before training; with the sampler's seed, trial 0 draws 0.0, 1 and 2 draw 1.0
+    space = ["model.dropout=choice(1.0,0.0)", "hydra.sweeper.n_trials=3"]
+    done = _sweep(tmp_path, "hparams_search=optuna", *space, *fixed, *FAST, f"hydra.sweep.dir={sweep_dir}")
+
+    assert done.returncode == 0, done.stderr[-3000:]  # the search found its best trial
+    drawn = [yaml.safe_load((sweep_dir / str(n) / ".hydra" / "overrides.yaml").read_text()) for n in range(3)]
+    dropouts = [next(o for o in overrides if o.startswith("model.dropout=")) for overrides in drawn]
+    assert dropouts == ["model.dropout=0.0", "model.dropout=1.0", "model.dropout=1.0"]
+    assert [(p["exit_code"], "model.dropout" in p["error"]["message"]) for p in _payloads(done.stderr)] == [
+        (25, True),
+        (25, True),
+    ]
+    (run,) = _jobs(tmp_path, sweep_dir)  # the failed trials wrote no run
+    assert run.info.status == "FINISHED" and run.data.params["model.dropout"] == "0.0"
+    results = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    assert results["best_params"] == {"model.dropout": 0.0}
+
+
+def test_an_optuna_search_without_a_finished_trial_fails(tmp_path: Path) -> None:
+    """Every trial fails (each prints its line); the search then has no best trial and exits 24."""
+    missing = tmp_path / "missing.csv"
+    sweep_dir = tmp_path / "multirun"
+    done = _sweep(
+        tmp_path,
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=2",
+        f"data.path={missing}",
+        f"hydra.sweep.dir={sweep_dir}",
+    )
+
+    payloads = _payloads(done.stderr)
+    assert [p["exit_code"] for p in payloads] == [21, 21, 24], done.stderr[-3000:]
+    assert "No trials are completed" in payloads[-1]["error"]["message"]
+    assert done.returncode == 24
+    assert not (sweep_dir / "optimization_results.yaml").exists()
 
 
 def test_store_calls_retry_while_sqlite_is_locked(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -179,18 +245,25 @@ def test_store_lock_serialises_holders(tmp_path: Path) -> None:
     assert tracking._store_lock("sqlite:///:memory:") is None
     inside: list[int] = []
     overlaps: list[int] = []
+    held: list[int] = []
+    errors: list[BaseException] = []
 
     def hold() -> None:
-        with tracking._file_lock(lock):
-            inside.append(1)
-            if len(inside) > 1:
-                overlaps.append(1)
-            threading.Event().wait(0.05)
-            inside.pop()
+        try:
+            with files.file_lock(lock):
+                inside.append(1)
+                if len(inside) > 1:
+                    overlaps.append(1)
+                threading.Event().wait(0.05)
+                inside.pop()
+                held.append(1)
+        except BaseException as exc:  # noqa: BLE001 - a thread's error would otherwise pass unseen
+            errors.append(exc)
 
     threads = [threading.Thread(target=hold) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    assert errors == [] and len(held) == 4
     assert not overlaps
