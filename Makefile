@@ -1,6 +1,6 @@
 PY ?= .venv/bin/python
 
-.PHONY: install lint test test-all run smoke
+.PHONY: install lint hooks test test-all run smoke
 
 install:
 	python3 -m venv .venv && .venv/bin/pip install torch==2.13.0 && .venv/bin/pip install -e ".[dev]"
@@ -9,6 +9,9 @@ lint:
 	$(PY) -m ruff check splineforecast tests benchmarks
 	$(PY) -m ruff format --check splineforecast tests benchmarks
 	$(PY) -m mypy
+
+hooks:  # the pre-commit hooks (.pre-commit-config.yaml) on every file; `.venv/bin/pre-commit install` runs them on commit
+	.venv/bin/pre-commit run --all-files
 
 test:
 	$(PY) -m pytest
