@@ -129,7 +129,7 @@ def _fit(
     if resume:
         print(f"resuming run_id {paths.run_id} from {paths.last_ckpt}", flush=True)
     callbacks: list[Callback] = [EpochMetrics(tracker.log_metrics)]
-    trained = fit(module, data, cfg.trainer, paths.best_ckpt, paths.last_ckpt, callbacks, stop, resume)
+    trained = fit(module, data, cfg.trainer, paths.best_ckpt, callbacks, stop, resume)  # last: stop.last_ckpt
     state = torch.load(trained.best_ckpt, map_location="cpu", weights_only=True)
     module.load_state_dict(state["state_dict"])
     return module, trained

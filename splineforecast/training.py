@@ -198,7 +198,6 @@ def fit(
     data: WindowDataModule,
     cfg: TrainerConfig,
     best_ckpt: Path,
-    last_ckpt: Path,
     callbacks: list[Callback],
     stop: GracefulStop,
     resume: bool = False,
@@ -207,8 +206,8 @@ def fit(
 
     Args:
         best_ckpt: where the checkpoint of the lowest val/loss goes (``RunPaths.best_ckpt``).
-        last_ckpt: where the checkpoint of the last finished epoch goes (``RunPaths.last_ckpt``).
-        stop: the signal handler of the run (see :func:`interruptible`).
+        stop: the signal handler of the run (see :func:`interruptible`); the checkpoint of the last
+            finished epoch goes to its ``last_ckpt`` (``RunPaths.last_ckpt``), the file it saves on a signal.
         resume: continue from ``last_ckpt`` (weights, optimizer, epoch, place in the epoch, callbacks, RNG).
 
     Returns:
@@ -217,6 +216,7 @@ def fit(
     Raises:
         Interrupted: SIGINT or SIGTERM arrived; ``last_ckpt`` was saved at a batch boundary.
     """
+    last_ckpt = stop.last_ckpt
     trainer = build_trainer(cfg, best_ckpt, last_ckpt, [*callbacks, stop])
     stop.active = True
     try:
