@@ -8,12 +8,14 @@ test window (its lookback may reach into val).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import statistics
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,43 @@ def make_split(sizes: Sequence[int]) -> Any:
     return Split(train=(0, a), val=(a, a + b), test=(a + b, a + b + c))
 
 
+def dynamic_covariates(names: Sequence[str]) -> list[dict[str, str]]:
+    """Preprocessor covariate entries: each column a dynamic numeric covariate."""
+    return [{"name": c, "role": "dynamic", "type": "numeric"} for c in names]
+
+
+def window_data(
+    values: np.ndarray, mask: np.ndarray, split: Any, lookback: int, horizon: int, batch_size: int, seed: int = 0
+) -> Any:
+    """The package's WindowDataModule over processed values: the target in column 0, every stride-1 window."""
+    from splineforecast.models.spec import DataSpec
+    from splineforecast.windows import WindowDataModule
+
+    spec = DataSpec(values.shape[1], lookback, horizon, (0,))
+    return WindowDataModule(values, mask, split, spec, 1, batch_size, seed)
+
+
+def seeded_module(model_cfg: dict[str, Any], spec: Any, seed: int) -> Any:
+    """A ForecastModule built right after seeding everything, so that the seed fixes its initial weights."""
+    import dataclasses
+
+    import pytorch_lightning as pl
+
+    from splineforecast.models.module import ForecastModule
+
+    pl.seed_everything(seed, workers=True, verbose=False)
+    return ForecastModule(model_cfg, dataclasses.asdict(spec))
+
+
+@contextlib.contextmanager
+def checkpoint_paths(run_id: str) -> Iterator[Any]:
+    """The RunPaths of a run in a temporary folder, removed on exit: the checkpoints are the run's, not kept."""
+    from splineforecast.artifacts import RunPaths
+
+    with tempfile.TemporaryDirectory(prefix="bench-ckpt-") as tmp:
+        yield RunPaths(Path(tmp), run_id)
+
+
 def read_etth(path: str | os.PathLike[str], n_rows: int) -> pd.DataFrame:
     """The first ``n_rows`` rows of an ETTh-format CSV, indexed by its hourly timestamps."""
     frame = pd.read_csv(path)
@@ -89,6 +128,11 @@ def mean_spread(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(vals), (statistics.stdev(vals) if len(vals) > 1 else 0.0)
 
 
+def time_summary(seconds: Sequence[float]) -> dict[str, float]:
+    """Median, min and max of repeated timings."""
+    return {"median_s": statistics.median(seconds), "min_s": min(seconds), "max_s": max(seconds)}
+
+
 def machine() -> dict[str, Any]:
     import torch
 
@@ -99,6 +143,17 @@ def machine() -> dict[str, Any]:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
     }
+
+
+def run_config(args: argparse.Namespace, **overrides: Any) -> dict[str, Any]:
+    """The options of a run as recorded in its JSON: all but ``--out``, the split as a list unless overridden."""
+    return {k: v for k, v in vars(args).items() if k != "out"} | {"split": list(args.split), **overrides}
+
+
+def save_result(out: str | os.PathLike[str], benchmark: str, config: dict[str, Any], **fields: Any) -> None:
+    """Write the benchmark's JSON (its name, config, the machine, then ``fields``) and say where."""
+    payload = {"benchmark": benchmark, "config": config, "machine": machine(), **fields}
+    print(f"\nwrote {write_json(out, payload)}")
 
 
 def write_json(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:

@@ -12,9 +12,7 @@ convention); MAE/RMSE/MASE in original units (MASE over the train part's seasona
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import _common as common
@@ -58,11 +56,40 @@ def prepare(frame: Any, split: Any, setting: str) -> tuple[Any, np.ndarray, np.n
     """Fit the Preprocessor on train and transform; returns it, the scaled values and the observed mask."""
     from splineforecast.data.preprocess import Preprocessor
 
-    covariates = [{"name": c, "role": "dynamic", "type": "numeric"} for c in common.LOADS] if setting == "MS" else []
+    covariates = common.dynamic_covariates(common.LOADS) if setting == "MS" else []
     columns = [common.TARGET, *common.LOADS]
     pre = Preprocessor(common.TARGET, covariates, common.SPLINE, "h", "benchmark")
     out = pre.fit(frame[columns], split).transform(frame[columns], split)
     return pre, out.values, out.observed_mask
+
+
+def trainer_config(args: argparse.Namespace) -> Any:
+    """The Trainer settings of every model: patience never stops a short run early; --quick caps the batches."""
+    from splineforecast.config import TrainerConfig
+
+    return TrainerConfig(
+        max_epochs=args.epochs,
+        patience=max(args.epochs, 8),
+        enable_progress_bar=False,
+        limit_train_batches=10 if args.quick else 1.0,
+        limit_val_batches=5 if args.quick else 1.0,
+    )
+
+
+def fit_best(module: Any, data: Any, trainer_cfg: Any) -> tuple[int, float]:
+    """Fit as a run does and load the best checkpoint into ``module``; returns the epochs reached and fit seconds."""
+    import torch
+
+    from splineforecast.training import build_trainer
+
+    with common.checkpoint_paths("accuracy") as files:
+        trainer = build_trainer(trainer_cfg, files.best_ckpt, files.last_ckpt, [])
+        t0 = time.perf_counter()
+        trainer.fit(module, datamodule=data)
+        seconds = time.perf_counter() - t0
+        state = torch.load(files.best_ckpt, map_location="cpu", weights_only=True)
+    module.load_state_dict(state["state_dict"])
+    return trainer.current_epoch, seconds
 
 
 def train_one(
@@ -71,44 +98,17 @@ def train_one(
     """Train one model; returns its scaled test forecast (n, horizon), the test dataset, and training facts."""
     import dataclasses
 
-    import pytorch_lightning as pl
-    import torch
-
-    from splineforecast.artifacts import RunPaths
-    from splineforecast.config import ModelConfig, TrainerConfig
+    from splineforecast.config import ModelConfig
     from splineforecast.evaluation import predict
-    from splineforecast.models.module import ForecastModule
-    from splineforecast.models.spec import DataSpec
-    from splineforecast.training import build_trainer
-    from splineforecast.windows import WindowDataModule
 
-    spec = DataSpec(values.shape[1], args.lookback, horizon, (0,))
-    data = WindowDataModule(values, mask, split, spec, 1, args.batch_size, seed)
+    data = common.window_data(values, mask, split, args.lookback, horizon, args.batch_size, seed)
     model_cfg = ModelConfig(name=model, hidden_size=args.hidden, num_layers=args.layers, norm=args.norm, skip=args.skip)
-    trainer_cfg = TrainerConfig(
-        max_epochs=args.epochs,
-        patience=max(args.epochs, 8),
-        enable_progress_bar=False,
-        limit_train_batches=10 if args.quick else 1.0,
-        limit_val_batches=5 if args.quick else 1.0,
-    )
-    pl.seed_everything(seed, workers=True, verbose=False)
-    module = ForecastModule(dataclasses.asdict(model_cfg), dataclasses.asdict(spec))
-    with tempfile.TemporaryDirectory(prefix="bench-ckpt-") as tmp:
-        files = RunPaths(Path(tmp), "accuracy")
-        trainer = build_trainer(trainer_cfg, files.best_ckpt, files.last_ckpt, [])
-        t0 = time.perf_counter()
-        trainer.fit(module, datamodule=data)
-        seconds = time.perf_counter() - t0
-        state = torch.load(files.best_ckpt, map_location="cpu", weights_only=True)
-    module.load_state_dict(state["state_dict"])
+    trainer_cfg = trainer_config(args)
+    module = common.seeded_module(dataclasses.asdict(model_cfg), data.spec, seed)
+    epochs, seconds = fit_best(module, data, trainer_cfg)
     test = data.datasets["test"]
     forecast = predict(module.net, test)[:, :, 0].astype(np.float64)
-    facts = {
-        "epochs": trainer.current_epoch,
-        "train_seconds": seconds,
-        "windows": {k: len(v) for k, v in data.datasets.items()},
-    }
+    facts = {"epochs": epochs, "train_seconds": seconds, "windows": {k: len(v) for k, v in data.datasets.items()}}
     return forecast, test, facts
 
 
@@ -158,51 +158,70 @@ def context(
     }
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def scored_row(
+    setting: str, horizon: int, model: str, seed: int | None, forecast: np.ndarray, ctx: dict[str, Any], n: int
+) -> dict[str, Any]:
+    """One result row: what was forecast, its scores, and the number of test windows."""
+    return {
+        "setting": setting,
+        "horizon": horizon,
+        "model": model,
+        "seed": seed,
+        **scores(forecast, ctx),
+        "n_windows": n,
+    }
+
+
+def baseline_rows(setting: str, horizon: int, ctx: dict[str, Any], starts: np.ndarray, lookback: int) -> list[Any]:
+    """The naive baselines' rows on the same test windows; each must forecast every scored point."""
     from splineforecast.evaluation import baseline_forecasts
 
+    rows = []
+    for name, pred in baseline_forecasts(ctx["series_scaled"], starts, lookback, horizon, SEASON).items():
+        ok = bool(np.isfinite(pred[ctx["points"]]).all())
+        assert ok, f"{name} has no forecast for some test point"
+        rows.append(scored_row(setting, horizon, name, None, pred, ctx, len(starts)))
+    return rows
+
+
+def run_horizon(
+    args: argparse.Namespace,
+    frame: Any,
+    split: Any,
+    prepared: tuple[Any, np.ndarray, np.ndarray],
+    setting: str,
+    horizon: int,
+) -> list[dict[str, Any]]:
+    """Every model and seed at one setting and horizon, and the baselines beside them."""
+    pre, values, mask = prepared
+    rows: list[dict[str, Any]] = []
+    ctx: dict[str, Any] | None = None
+    for model in args.models:
+        for seed in range(args.seeds):
+            forecast, test, facts = train_one(values, mask, split, args, model, horizon, seed)
+            if ctx is None:  # the test windows are known once a data module is built: score the baselines then
+                starts = test.starts.numpy()
+                ctx = context(pre, values, mask, frame, split, starts, args.lookback, horizon)
+                rows += baseline_rows(setting, horizon, ctx, starts, args.lookback)
+            row = {**scored_row(setting, horizon, model, seed, forecast, ctx, len(test)), **facts}
+            rows.append(row)
+            print(
+                f"  {setting} h={horizon} {model} seed={seed}: mse_scaled={row['mse_scaled']:.4f} "
+                f"mae={row['mae']:.4f} ({facts['train_seconds']:.0f} s)",
+                flush=True,
+            )
+    return rows
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Train and score every setting, horizon, model and seed; the rows and their summary."""
     split = common.make_split(args.split)
     frame = common.read_etth(args.data, split.n_rows)
     rows: list[dict[str, Any]] = []
     for setting in args.settings:
-        pre, values, mask = prepare(frame, split, setting)
+        prepared = prepare(frame, split, setting)
         for horizon in args.horizons:
-            ctx: dict[str, Any] | None = None
-            for model in args.models:
-                for seed in range(args.seeds):
-                    forecast, test, facts = train_one(values, mask, split, args, model, horizon, seed)
-                    if ctx is None:
-                        starts = test.starts.numpy()
-                        ctx = context(pre, values, mask, frame, split, starts, args.lookback, horizon)
-                        base = baseline_forecasts(ctx["series_scaled"], starts, args.lookback, horizon, SEASON)
-                        for name, pred in base.items():
-                            ok = bool(np.isfinite(pred[ctx["points"]]).all())
-                            assert ok, f"{name} has no forecast for some test point"
-                            rows.append(
-                                {
-                                    "setting": setting,
-                                    "horizon": horizon,
-                                    "model": name,
-                                    "seed": None,
-                                    **scores(pred, ctx),
-                                    "n_windows": len(starts),
-                                }
-                            )
-                    row = {
-                        "setting": setting,
-                        "horizon": horizon,
-                        "model": model,
-                        "seed": seed,
-                        **scores(forecast, ctx),
-                        "n_windows": len(test),
-                        **facts,
-                    }
-                    rows.append(row)
-                    print(
-                        f"  {setting} h={horizon} {model} seed={seed}: mse_scaled={row['mse_scaled']:.4f} "
-                        f"mae={row['mae']:.4f} ({facts['train_seconds']:.0f} s)",
-                        flush=True,
-                    )
+            rows += run_horizon(args, frame, split, prepared, setting, horizon)
     return {"rows": rows, "summary": summarise(rows)}
 
 
@@ -220,33 +239,31 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    started = time.time()
-    result = run(args)
-    config = {k: v for k, v in vars(args).items() if k not in ("out",)}
-    config["split"] = list(args.split)
-    payload = {
-        "benchmark": "accuracy",
-        "config": config,
-        "machine": common.machine(),
-        "seconds": time.time() - started,
-        **result,
-    }
+def summary_lines(summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The printed summary: each metric as mean ± std, the spread only for models trained on several seeds."""
     lines = []
-    for s in result["summary"]:
+    for s in summary:
         line = {k: s[k] for k in ("setting", "horizon", "model", "seeds")}
         for key in METRIC_KEYS:
             line[key] = f"{s[key]:.4f}" + (
                 f" ±{s[key + '_std']:.4f}" if s["seeds"] > 1 and s["model"] in MODELS else ""
             )
         lines.append(line)
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark, print its summary table and write its JSON."""
+    args = parse_args(argv)
+    started = time.time()
+    result = run(args)
+    seconds = time.time() - started
     print(
         f"\naccuracy (norm={args.norm}, skip={args.skip}, {args.epochs} epochs, lookback {args.lookback}; "
         f"mean ± std over seeds)"
     )
-    print(common.table(lines, ("setting", "horizon", "model", "seeds", *METRIC_KEYS)))
-    print(f"\nwrote {common.write_json(args.out, payload)}")
+    print(common.table(summary_lines(result["summary"]), ("setting", "horizon", "model", "seeds", *METRIC_KEYS)))
+    common.save_result(args.out, "accuracy", common.run_config(args), seconds=seconds, **result)
     return 0
 
 

@@ -28,6 +28,7 @@ LOOKBACK, HORIZON = 96, 24
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options; --quick shrinks rounds, epochs and batches."""
     p = common.base_parser(__doc__.splitlines()[0], "overhead")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
     p.add_argument("--epochs", type=int, default=2, help="epochs per training (default 2)")
@@ -41,18 +42,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def load(args: argparse.Namespace) -> Any:
+    """The train/val windows both sides read: OT alone, scaled on train."""
     from splineforecast.data.preprocess import Preprocessor
-    from splineforecast.models.spec import DataSpec
-    from splineforecast.windows import WindowDataModule
 
     split = common.make_split(args.split)
     frame = common.read_etth(args.data, split.n_rows)[[common.TARGET]]
     out = Preprocessor(common.TARGET, [], common.SPLINE, "h", "overhead").fit(frame, split).transform(frame, split)
-    spec = DataSpec(1, LOOKBACK, HORIZON, (0,))
-    return WindowDataModule(out.values, out.observed_mask, split, spec, 1, args.batch_size, seed=0)
+    return common.window_data(out.values, out.observed_mask, split, LOOKBACK, HORIZON, args.batch_size, seed=0)
 
 
 def model_cfg() -> dict[str, Any]:
+    """The default LSTM settings, as both sides build the network from them."""
     from splineforecast.config import ModelConfig
 
     return dataclasses.asdict(ModelConfig(name="lstm"))
@@ -60,11 +60,7 @@ def model_cfg() -> dict[str, Any]:
 
 def ours(data: Any, args: argparse.Namespace, store: str, round_no: int) -> tuple[float, float]:
     """The package's path; returns (seconds, last val loss)."""
-    import pytorch_lightning as pl
-
-    from splineforecast.artifacts import RunPaths
     from splineforecast.config import TrainerConfig
-    from splineforecast.models.module import ForecastModule
     from splineforecast.tracking import Tracker, tracked_run
     from splineforecast.training import EpochMetrics, build_trainer
 
@@ -72,69 +68,88 @@ def ours(data: Any, args: argparse.Namespace, store: str, round_no: int) -> tupl
     cfg = TrainerConfig(
         max_epochs=args.epochs, enable_progress_bar=False, limit_train_batches=limit, limit_val_batches=limit
     )
-    with tempfile.TemporaryDirectory(prefix="bench-ckpt-") as ckpt:
+    with common.checkpoint_paths("overhead") as files:
         t0 = time.perf_counter()
         tracker = Tracker(store, "overhead", f"overhead-{round_no}")
         tracker.claim("all", False, {"round": str(round_no), "epochs": str(args.epochs)})
         with tracked_run(tracker):
-            pl.seed_everything(0, workers=True, verbose=False)
-            module = ForecastModule(model_cfg(), dataclasses.asdict(data.spec))
-            files = RunPaths(Path(ckpt), "overhead")
+            module = common.seeded_module(model_cfg(), data.spec, 0)
             trainer = build_trainer(cfg, files.best_ckpt, files.last_ckpt, [EpochMetrics(tracker.log_metrics)])
             trainer.fit(module, datamodule=data)
         seconds = time.perf_counter() - t0
     return seconds, float(trainer.callback_metrics["val/loss"])
 
 
+def raw_network(spec: Any, cfg: dict[str, Any]) -> Any:
+    """The network ForecastModule builds, built directly."""
+    from splineforecast.models.networks import RecurrentForecaster
+
+    return RecurrentForecaster(
+        "lstm", spec.n_features, spec.target_indices, spec.lookback, spec.horizon,
+        cfg["hidden_size"], cfg["num_layers"], cfg["dropout"], cfg["norm"], cfg["skip"],
+    )  # fmt: skip
+
+
+def raw_train_epoch(net: Any, opt: Any, train: Any, limit: int | None) -> None:
+    """One pass over the train batches with the Trainer's clipping (gradient norm 1.0)."""
+    import torch
+
+    from splineforecast.models.module import masked_mse
+
+    net.train()
+    for i, (x, y, m) in enumerate(train):
+        if limit and i >= limit:
+            break
+        opt.zero_grad()
+        loss = masked_mse(net(x), y, m)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+
+
+def raw_val_loss(net: Any, val: Any, limit: int | None) -> float:
+    """The masked MSE over the val batches, each batch weighted by its size."""
+    import torch
+
+    from splineforecast.models.module import masked_mse
+
+    net.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i, (x, y, m) in enumerate(val):
+            if limit and i >= limit:
+                break
+            total += float(masked_mse(net(x), y, m)) * len(x)
+            count += len(x)
+    return total / max(count, 1)
+
+
 def raw(data: Any, args: argparse.Namespace) -> tuple[float, float]:
     """A minimal loop: the same network, loaders, optimizer, clipping and loss; returns (seconds, last val loss)."""
     import torch
 
-    from splineforecast.models.module import masked_mse
-    from splineforecast.models.networks import RecurrentForecaster
-
     t0 = time.perf_counter()
     torch.manual_seed(0)
-    spec, cfg = data.spec, model_cfg()
-    net = RecurrentForecaster(
-        "lstm", spec.n_features, spec.target_indices, spec.lookback, spec.horizon,
-        cfg["hidden_size"], cfg["num_layers"], cfg["dropout"], cfg["norm"], cfg["skip"],
-    )  # fmt: skip
+    cfg = model_cfg()
+    net = raw_network(data.spec, cfg)
     opt = torch.optim.Adam(net.parameters(), lr=cfg["lr"])
     train, val = data.train_dataloader(), data.val_dataloader()
     limit = args.max_batches or None
     val_loss = float("nan")
     for epoch in range(args.epochs):
         train.sampler.set_epoch(epoch)
-        net.train()
-        for i, (x, y, m) in enumerate(train):
-            if limit and i >= limit:
-                break
-            opt.zero_grad()
-            loss = masked_mse(net(x), y, m)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-            opt.step()
-        net.eval()
-        total, count = 0.0, 0
-        with torch.no_grad():
-            for i, (x, y, m) in enumerate(val):
-                if limit and i >= limit:
-                    break
-                total += float(masked_mse(net(x), y, m)) * len(x)
-                count += len(x)
-        val_loss = total / max(count, 1)
+        raw_train_epoch(net, opt, train, limit)
+        val_loss = raw_val_loss(net, val, limit)
     return time.perf_counter() - t0, val_loss
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    data = load(args)
+def time_rounds(data: Any, args: argparse.Namespace) -> tuple[list[dict[str, Any]], float]:
+    """Both sides, alternating which goes first, in one MLflow store; the rows and the store's one-off setup time."""
+    from splineforecast.tracking import Tracker
+
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-mlflow-") as tmp:
         store = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
-        from splineforecast.tracking import Tracker
-
         t0 = time.perf_counter()
         Tracker(store, "overhead", "setup")  # creates and migrates the store once, as the first run on a machine does
         store_setup = time.perf_counter() - t0
@@ -143,17 +158,34 @@ def main(argv: list[str] | None = None) -> int:
                 seconds, val_loss = ours(data, args, store, r) if side == "ours" else raw(data, args)
                 rows.append({"round": r, "side": side, "seconds": seconds, "val_loss": val_loss})
                 print(f"  round {r} {side}: {seconds:.2f} s, val/loss {val_loss:.4f}", flush=True)
-    ratios = [
-        next(x["seconds"] for x in rows if x["round"] == r and x["side"] == "ours")
-        / next(x["seconds"] for x in rows if x["round"] == r and x["side"] == "raw")
-        for r in range(args.rounds)
-    ]
+    return rows, store_setup
+
+
+def round_ratios(rows: list[dict[str, Any]], rounds: int) -> list[float]:
+    """Ours / raw seconds of each round."""
+
+    def seconds(r: int, side: str) -> float:
+        return next(x["seconds"] for x in rows if x["round"] == r and x["side"] == side)
+
+    return [seconds(r, "ours") / seconds(r, "raw") for r in range(rounds)]
+
+
+def side_median(rows: list[dict[str, Any]], side: str, key: str) -> float:
+    """The median of ``key`` over one side's rounds."""
+    return float(np.median([x[key] for x in rows if x["side"] == side]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Time both sides, print the summary and the ratio, and write the JSON."""
+    args = parse_args(argv)
+    data = load(args)
+    rows, store_setup = time_rounds(data, args)
+    ratios = round_ratios(rows, args.rounds)
     ratio = statistics.median(ratios)
     summary = []
     for side in ("ours", "raw"):
         secs = [x["seconds"] for x in rows if x["side"] == side]
-        summary.append({"side": side, "rounds": len(secs), "median_s": statistics.median(secs),
-                        "min_s": min(secs), "max_s": max(secs)})  # fmt: skip
+        summary.append({"side": side, "rounds": len(secs), **common.time_summary(secs)})
     print(f"\noverhead ({args.epochs} epochs, {len(data.datasets['train'])} train windows, batch {args.batch_size}, "
           f"max_batches {args.max_batches or 'all'}; {args.rounds} alternating rounds, one process)")  # fmt: skip
     print(common.table(summary, ("side", "rounds", "median_s", "min_s", "max_s")))
@@ -161,19 +193,11 @@ def main(argv: list[str] | None = None) -> int:
         f"ratio ours/raw (median of per-round ratios): {ratio:.3f}   per round: {', '.join(f'{x:.3f}' for x in ratios)}"
     )
     print(f"one-off sqlite store creation + migration: {store_setup:.2f} s (not in the ratio)")
-    payload = {
-        "benchmark": "overhead",
-        "config": {**{k: v for k, v in vars(args).items() if k != "out"}, "split": list(args.split)},
-        "machine": common.machine(),
-        "rows": rows,
-        "summary": summary,
-        "ratios": ratios,
-        "ratio": ratio,
-        "store_setup_s": store_setup,
-        "val_loss_gap": float(np.median([x["val_loss"] for x in rows if x["side"] == "ours"]))
-        - float(np.median([x["val_loss"] for x in rows if x["side"] == "raw"])),
-    }
-    print(f"\nwrote {common.write_json(args.out, payload)}")
+    gap = side_median(rows, "ours", "val_loss") - side_median(rows, "raw", "val_loss")
+    common.save_result(
+        args.out, "overhead", common.run_config(args), rows=rows, summary=summary, ratios=ratios, ratio=ratio,
+        store_setup_s=store_setup, val_loss_gap=gap,
+    )  # fmt: skip
     return 0
 
 
