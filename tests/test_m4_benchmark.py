@@ -1,0 +1,132 @@
+"""benchmarks/m4.py: the M4 scores on hand-computable cases, Naive2, and the script end to end on a small panel."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import Cli
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import _m4  # noqa: E402
+import _panel  # noqa: E402
+
+HORIZON, SEASON, LOOKBACK = 8, 24, 48
+# a daily profile with mean 1: multiplicative seasonality
+PROFILE = 1 + 0.5 * np.sin(2 * np.pi * np.arange(SEASON) / SEASON)
+
+
+def panel_files(root: Path) -> tuple[Path, Path, list[np.ndarray], np.ndarray]:
+    """Six hourly-like series of 120-200 points, one of 30 (padded) and one of 5 (no train part), as M4 files."""
+    rng = np.random.default_rng(0)
+    lengths = [120, 140, 160, 180, 200, 150, 30, 5]
+    series = []
+    for i, n in enumerate(lengths):
+        t = np.arange(n + HORIZON)
+        level = 50 + 10 * i + 0.05 * t
+        series.append(level * PROFILE[t % SEASON] + rng.normal(0, 1, n + HORIZON))
+    width = max(lengths)
+    train = pd.DataFrame([np.pad(s[:-HORIZON], (0, width - len(s) + HORIZON), constant_values=np.nan) for s in series])
+    test = pd.DataFrame([s[-HORIZON:] for s in series])
+    paths = []
+    for name, frame in (("train", train), ("test", test)):
+        frame.columns = [f"V{j + 2}" for j in range(frame.shape[1])]
+        frame.insert(0, "V1", [f"H{i + 1}" for i in range(len(series))])
+        paths.append(root / f"panel-{name}.csv")
+        frame.to_csv(paths[-1], index=False)
+    return paths[0], paths[1], [s[:-HORIZON] for s in series], test.iloc[:, 1:].to_numpy()
+
+
+def run_m4(cli: Cli, *args: str) -> tuple[str, dict, Path]:
+    train, test, _, _ = panel_files(cli.root)
+    out = cli.root / "out"
+    argv = [sys.executable, str(BENCH / "m4.py"), "--train", str(train), "--test", str(test), "--freq", "hourly"]
+    proc = cli.run([*argv, "--horizon", str(HORIZON), "--lookback", str(LOOKBACK), "--out", str(out), *args])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout, json.loads((out / "m4.json").read_text()), out
+
+
+def test_smape_mase_owa_by_hand() -> None:
+    y, f = np.array([[1.0, 3.0], [2.0, 4.0]]), np.array([[3.0, 1.0], [2.0, 4.0]])
+    assert _m4.smape(y, f) == pytest.approx([100.0, 0.0])  # 200 * 2 / 4 at both steps; exact
+    history = [np.array([1.0, 2.0, 4.0, 7.0])] * 2
+    y2, f2 = np.array([[8.0, 9.0]] * 2), np.array([[7.0, 7.0]] * 2)
+    # MAE 1.5; lag-1 in-sample MAE (1 + 2 + 3) / 3 = 2, lag-2 (3 + 5) / 2 = 4
+    assert _m4.mase(history, y2, f2, 1) == pytest.approx([0.75, 0.75])
+    assert _m4.mase(history, y2, f2, 2) == pytest.approx([0.375, 0.375])
+    assert _m4.scores(history, y2, f2, 2) == pytest.approx({"smape": 200 * (1 / 15 + 2 / 16) / 2, "mase": 0.375})
+    # a history of m points or fewer has no lag-m pair: lag 1 (M4 has no such series)
+    assert _m4.mase([np.array([1.0, 2.0, 4.0])], y2[:1], f2[:1], 24) == pytest.approx([1.5 / 1.5])
+    assert _m4.owa({"smape": 10.0, "mase": 1.5}, {"smape": 20.0, "mase": 2.0}) == pytest.approx(0.625)
+
+
+def test_naive2_is_naive_without_seasonality() -> None:
+    x = 100 + np.random.default_rng(1).normal(0, 1, 200)  # white noise: no autocorrelation at lag 24
+    assert not _m4.is_seasonal(x, SEASON)
+    assert np.array_equal(_m4.naive2(x, HORIZON, SEASON), np.full(HORIZON, x[-1]))
+    short = 10 * PROFILE[np.arange(60) % SEASON]  # seasonal, but shorter than 3 seasons: M4 calls it not seasonal
+    assert not _m4.is_seasonal(short, SEASON)
+
+
+def test_naive2_reseasonalises_a_seasonal_series() -> None:
+    n = 24 * 10 + 5  # ends mid-season: the forecast's indices must follow the position in the cycle
+    x = 40 * PROFILE[np.arange(n) % SEASON]
+    assert _m4.is_seasonal(x, SEASON)
+    assert np.allclose(_m4.seasonal_indices(x, SEASON), PROFILE)
+    expected = 40 * PROFILE[np.arange(n, n + 30) % SEASON]  # past one season, so the indices wrap
+    assert np.allclose(_m4.naive2(x, 30, SEASON), expected)
+    assert np.allclose(_m4.seasonal_naive(x, 30, SEASON), expected)
+    assert not np.allclose(expected, x[-1])  # so naive would fail this
+
+
+def test_panel_windows_never_cross_a_series(tmp_path: Path) -> None:
+    _, _, history, _ = panel_files(tmp_path)
+    panel = _panel.build_panel(history, LOOKBACK, HORIZON)
+    assert panel.fallback.tolist() == [7] and panel.padded.tolist() == [6]
+    starts = np.concatenate([panel.train_starts, panel.val_starts])
+    series_of = np.searchsorted(panel.ends, starts, side="right")  # the series each window starts in
+    last_row = starts + LOOKBACK + HORIZON - 1
+    assert np.array_equal(np.searchsorted(panel.ends, last_row, side="right"), series_of)
+    # train targets stop before each series' val part; val targets are each series' last HORIZON points
+    assert np.all(panel.train_starts + LOOKBACK + HORIZON <= panel.ends[series_of[: panel.train_starts.size]] - HORIZON)
+    assert np.array_equal(panel.val_starts + LOOKBACK + HORIZON, panel.ends)
+
+
+def test_script_baselines_only(cli: Cli) -> None:
+    stdout, payload, out = run_m4(cli, "--model", "none")
+    assert "naive2" in stdout and "Smyl" in stdout  # the printed table, measured and published
+    forecasts = pd.read_csv(out / "forecasts.csv")
+    assert list(forecasts.columns) == ["id", *[f"F{j + 1}" for j in range(HORIZON)]]
+    assert forecasts["id"].tolist() == [f"H{i + 1}" for i in range(8)]
+    assert forecasts.equals(pd.read_csv(out / "forecasts_naive2.csv"))
+    assert {"series", "rows", "seeds", "published", "config", "machine"} <= payload.keys()
+    rows = {r["method"]: r for r in payload["rows"]}
+    assert set(rows) == {"naive2", "seasonal_naive", "naive"} and rows["naive2"]["owa"] == 1.0
+    # the JSON's scores are those of the written file against the test file
+    _, _, history, y = panel_files(cli.root)
+    f = pd.read_csv(out / "forecasts_seasonal_naive.csv").iloc[:, 1:].to_numpy()
+    assert rows["seasonal_naive"]["smape"] == pytest.approx(np.mean(_m4.smape(y, f)))
+    assert rows["seasonal_naive"]["mase"] == pytest.approx(np.mean(_m4.mase(history, y, f, SEASON)))
+    assert rows["seasonal_naive"]["owa"] < 1.0  # the panel is seasonal: the seasonal baseline beats Naive2
+
+
+@pytest.mark.slow
+def test_script_quick_gru(cli: Cli) -> None:
+    stdout, payload, out = run_m4(cli, "--quick", "--model", "gru")
+    assert "gru seed=0" in stdout
+    assert payload["series"]["n_padded"] == 1
+    assert payload["series"]["n_fallback_naive2"] == 1 and payload["series"]["n_windowed"] == 7
+    forecasts = pd.read_csv(out / "forecasts.csv")
+    assert forecasts.shape == (8, HORIZON + 1) and np.isfinite(forecasts.iloc[:, 1:].to_numpy()).all()
+    naive2 = pd.read_csv(out / "forecasts_naive2.csv")
+    assert forecasts.iloc[7].equals(naive2.iloc[7])  # the series without a train part takes Naive2's forecast
+    assert not forecasts.iloc[:7].equals(naive2.iloc[:7])  # the others are the model's
+    (seed,) = payload["seeds"]
+    assert seed["epochs"] >= 0 and seed["windows"]["val"] == 7 and seed["fit_forecast_seconds"] > 0
+    assert payload["rows"][0]["method"] == "gru (mean of 1 seeds)" and np.isfinite(payload["rows"][0]["owa"])
