@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 
 from splineforecast.artifacts import check_run_id
+from splineforecast.config import Config
+from splineforecast.contracts import check_config
 from splineforecast.errors import ContractError, ErrorCode, redact, to_payload
 
 SPEC_CODES = {
@@ -69,3 +72,22 @@ def test_unsafe_run_ids_are_config_errors(run_id: str) -> None:
     with pytest.raises(ContractError) as info:
         check_run_id(run_id)
     assert info.value.code is ErrorCode.CONFIG_ERROR
+
+
+BAD_VALUES = [
+    (["spline.lam=-1.0"], "`spline.lam` (-1.0) must be >= 0"),
+    (["spline.max_gap=-1"], "`spline.max_gap` (-1) must be >= 0"),
+    (["spline.kind=quadratic"], "`spline.kind` (quadratic) must be one of"),
+    (["model.norm=median"], "`model.norm` (median) must be one of"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD_VALUES, ids=[o[0] for o, _ in BAD_VALUES])
+def test_spline_and_model_values_are_refused_at_startup(
+    compose: Callable[[list[str]], Config], overrides: list[str], message: str
+) -> None:
+    """The startup check and the library (SplineGapFiller, build_network) share one check per setting."""
+    cfg = compose(["data=tiny", "run_id=v", *overrides])
+    with pytest.raises(ContractError) as err:
+        check_config(cfg)
+    assert err.value.code is ErrorCode.CONFIG_ERROR and message in err.value.message
