@@ -22,6 +22,10 @@ class SplitConfig:
     train: float = 0.7
     val: float = 0.15
     test: float = 0.15
+    # panels: calendar cutoffs (ISO timestamps) instead of sizes, for series on one calendar:
+    # val is [val_start, test_start), test is [test_start, +test rows or the series end)
+    val_start: str | None = None
+    test_start: str | None = None
 
 
 @dataclass
@@ -32,7 +36,13 @@ class DataConfig:
     time_column: str = "date"
     time_format: str | None = None  # strftime format; null = ISO 8601 (no day/month guessing)
     delimiter: str = ","
-    target: str = MISSING
+    target: Any = MISSING  # a column; a list of columns makes each one series of a panel (wide table)
+    # panels: the column holding each row's series id (a long table); null = one series
+    series_column: str | None = None
+    scaler: str = "per_series"  # panels: per_series (each series by its own train part) | global
+    max_windows_per_series: int | None = None  # panels: train windows drawn per series and epoch; null = all
+    n_jobs: int = 1  # panels: processes preprocessing series in parallel (-1 = every core)
+    cluster: str | None = None  # panels: a Dask scheduler address (tcp://host:port) to preprocess on
     freq: str | None = None  # pandas offset alias; null = inferred from the timestamps
     lookback: int = 104  # input window, in steps
     horizon: int = 13  # steps forecast
@@ -78,6 +88,7 @@ class ModelConfig:
     skip: bool = True  # linear path from the lookback to the horizon, added to the recurrent head
     lr: float = 1e-3
     weight_decay: float = 0.0
+    series_embedding: int = 0  # panels: size of a learned per-series embedding fed at every step; 0 = off
 
 
 @dataclass

@@ -18,6 +18,7 @@ from splineforecast.artifacts import ProcessedFiles, RunPaths, check_run_id
 from splineforecast.config import STAGES, Config, sqlite_path, tracking_uri
 from splineforecast.data import io, schema
 from splineforecast.data.covariates import Covariate, check_spec, check_static, declared_covariates, read_spec
+from splineforecast.data.panel import PanelTable
 from splineforecast.data.processed import Processed
 from splineforecast.data.splines import check_spline
 from splineforecast.data.splits import Split, time_splits
@@ -220,12 +221,30 @@ def check_writable(folder: Path, fix: str) -> None:
 
 
 @dataclass
+class PanelRawInputs:
+    """The checked raw table of a panel (``data.series_column``, or ``data.target`` as a list)."""
+
+    source: Path
+    n_rows: int
+    table: PanelTable
+    covariates: list[Covariate]
+
+    @property
+    def freq(self) -> str:
+        return self.table.freq
+
+    @property
+    def notes(self) -> dict[str, Any]:
+        return self.table.notes
+
+
+@dataclass
 class Checked:
     """What the startup checks read: the raw table, the processed artifacts of stage=train, or the
     serving settings of the trained run stage=predict forecasts with."""
 
     paths: RunPaths
-    raw: RawInputs | None = None
+    raw: RawInputs | PanelRawInputs | None = None
     processed: ProcessedInputs | None = None
     serving: ServingSettings | None = None  # stage=predict: the trained run's settings
 

@@ -67,6 +67,21 @@ class CovariateNames:
 
 
 @dataclass(frozen=True)
+class PanelInfo:
+    """What a panel run's meta.json adds: the series kept, and every series left out with the reason."""
+
+    series_column: str
+    series_ids: list[str]  # the series kept, in the order of processed.npz
+    left_out: dict[str, str]  # series id -> why it was left out (too short for a window in some part, ...)
+    scaler: str  # per_series | global
+    wide: list[str] | None = None  # data.target as a list: the wide table's columns, one series each
+
+    @property
+    def n_series(self) -> int:
+        return len(self.series_ids)
+
+
+@dataclass(frozen=True)
 class Meta:
     """meta.json: where the data came from, what validation and filling did, and the versions used."""
 
@@ -84,19 +99,31 @@ class Meta:
     n_imputed: dict[str, int]
     n_unfilled: dict[str, int]
     versions: dict[str, str]
+    panel: PanelInfo | None = None  # a one-series run's meta.json has no `panel` key
 
     def to_json(self) -> dict[str, Any]:
-        return {"schema_version": self.SCHEMA, **dataclasses.asdict(self)}
+        out = {"schema_version": self.SCHEMA, **dataclasses.asdict(self)}
+        if self.panel is None:
+            del out["panel"]
+        else:
+            out["panel"]["n_series"] = self.panel.n_series
+        return out
 
     @classmethod
     def from_json(cls, data: Any, path: Path) -> Meta:
         d = check_version(data, path, "schema_version", cls.SCHEMA)
+
+        def panel() -> PanelInfo | None:
+            p = d.get("panel")
+            return None if p is None else PanelInfo(**{k: p[k] for k in _fields(PanelInfo) if k in p})
+
         return _build(
             path,
             lambda: cls(
-                **{k: d[k] for k in _fields(cls) if k not in ("source", "covariates")},
+                **{k: d[k] for k in _fields(cls) if k not in ("source", "covariates", "panel")},
                 source=Source(**d["source"]),
                 covariates=CovariateNames(**d["covariates"]),
+                panel=panel(),
             ),
         )
 
@@ -134,6 +161,11 @@ class SplitContract:
     def split(self) -> Split:
         return Split(**{n: (getattr(self, n).start, getattr(self, n).stop) for n in PARTS})
 
+    @property
+    def segments(self) -> list[tuple[int, Split]]:
+        """``(first row, split)`` of each series: here the one series, at row 0."""
+        return [(0, self.split)]
+
     def to_json(self) -> dict[str, Any]:
         return {"schema_version": self.SCHEMA, **dataclasses.asdict(self)}
 
@@ -151,10 +183,112 @@ class SplitContract:
             ),
         )
         s = contract.split
-        if not (0 == s.train[0] < s.train[1] == s.val[0] < s.val[1] == s.test[0] < s.test[1]):
+        if not _ordered(s):
             raise _contract(f"`{path}`: boundaries are not contiguous and time-ordered: {s.parts()}")
         if n_rows is not None and s.n_rows > n_rows:
             raise _contract(f"`{path}` ends at row {s.n_rows} but processed.npz has {n_rows} rows")
+        return contract
+
+
+def _ordered(s: Split) -> bool:
+    return 0 == s.train[0] < s.train[1] == s.val[0] < s.val[1] == s.test[0] < s.test[1]
+
+
+@dataclass(frozen=True)
+class SeriesBounds:
+    """One series of a panel: its id, where its rows start in processed.npz, and its parts (rows local to it)."""
+
+    id: str
+    offset: int
+    rows: int
+    train: PartBounds
+    val: PartBounds
+    test: PartBounds
+
+    @property
+    def split(self) -> Split:
+        return Split(**{n: (getattr(self, n).start, getattr(self, n).stop) for n in PARTS})
+
+
+@dataclass(frozen=True)
+class PanelSplitContract:
+    """split_contract.json of a panel: the rule that cut every series, and each series' boundaries.
+
+    Series lie end to end in processed.npz (``offset``, ``rows``); each series' rows are exactly its
+    train, val and test parts, so its split starts at local row 0 and ends at ``rows``.
+    """
+
+    SCHEMA: ClassVar[str] = "splineforecast.panel_split_contract.v1"
+
+    run_id: str
+    rule: str  # from_end (data.split sizes, from each series' end) | calendar (data.split.val_start/test_start)
+    lookback: int
+    horizon: int
+    series: list[SeriesBounds]
+
+    @classmethod
+    def of(
+        cls,
+        run_id: str,
+        rule: str,
+        ids: Sequence[str],
+        splits: Sequence[Split],
+        stamps: Sequence[Any],
+        lookback: int,
+        horizon: int,
+    ) -> PanelSplitContract:
+        """The contract of series laid end to end; ``stamps`` are the timestamps of all rows, in that order."""
+        series, offset = [], 0
+        for sid, split in zip(ids, splits, strict=True):
+            bounds = {
+                n: PartBounds(a, b, str(stamps[offset + a]), str(stamps[offset + b - 1]))
+                for n, (a, b) in split.parts().items()
+            }
+            series.append(SeriesBounds(str(sid), offset, split.n_rows, **bounds))
+            offset += split.n_rows
+        return cls(run_id, rule, lookback, horizon, series)
+
+    @property
+    def segments(self) -> list[tuple[int, Split]]:
+        return [(s.offset, s.split) for s in self.series]
+
+    @property
+    def ids(self) -> list[str]:
+        return [s.id for s in self.series]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema_version": self.SCHEMA, **dataclasses.asdict(self), "n_series": len(self.series)}
+
+    @classmethod
+    def from_json(cls, data: Any, path: Path, n_rows: int | None = None) -> PanelSplitContract:
+        """Read and check: every series' parts contiguous and ordered, series end to end over ``n_rows``."""
+        d = check_version(data, path, "schema_version", cls.SCHEMA, required=True)
+
+        def part(p: dict[str, Any]) -> PartBounds:
+            return PartBounds(int(p["start"]), int(p["stop"]), p["first"], p["last"])
+
+        def bounds(s: dict[str, Any]) -> SeriesBounds:
+            parts = {n: part(s[n]) for n in PARTS}
+            return SeriesBounds(str(s["id"]), int(s["offset"]), int(s["rows"]), **parts)
+
+        contract = _build(
+            path,
+            lambda: cls(
+                d["run_id"], str(d["rule"]), int(d["lookback"]), int(d["horizon"]), [bounds(s) for s in d["series"]]
+            ),
+        )
+        offset = 0
+        for s in contract.series:
+            if s.offset != offset or not _ordered(s.split) or s.split.n_rows != s.rows:
+                raise _contract(
+                    f"`{path}`: series {s.id!r} (offset {s.offset}, {s.rows} rows) does not follow the one before "
+                    f"at row {offset}, or its parts are not contiguous and time-ordered: {s.split.parts()}"
+                )
+            offset += s.rows
+        if not contract.series or (n_rows is not None and offset != n_rows):
+            raise _contract(
+                f"`{path}` covers {offset} rows in {len(contract.series)} series; processed.npz has {n_rows}"
+            )
         return contract
 
 
@@ -175,6 +309,26 @@ class TrainingSummary:
 
 
 @dataclass(frozen=True)
+class PanelScores:
+    """metrics.json `panel`: per-series scores averaged over the series, every series weighing the same.
+
+    ``mean`` holds, for the model and each baseline, the mean over series of sMAPE (M4's, in percent),
+    MASE, MAE, RMSE and R2; the scores of each series are in per_series.csv.
+    """
+
+    n_series: int
+    mean: dict[str, dict[str, float]]
+
+    def mlflow_metrics(self) -> dict[str, float]:
+        """``mean_smape``, ``mean_mase``, ..., and ``naive/mean_smape``, ... (the model's without a prefix)."""
+        flat = {}
+        for name, scores in self.mean.items():
+            prefix = "" if name == "model" else f"{name}/"
+            flat.update({f"{prefix}mean_{k}": v for k, v in scores.items()})
+        return flat
+
+
+@dataclass(frozen=True)
 class EvalResult:
     """metrics.json: the run's scores, how training went, and how many windows each part had."""
 
@@ -185,6 +339,7 @@ class EvalResult:
     training: TrainingSummary
     windows: dict[str, int] = field(default_factory=dict)
     windows_dropped: dict[str, int] = field(default_factory=dict)
+    panel: PanelScores | None = None  # a panel run: the mean per-series scores (a one-series run has no key)
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -199,6 +354,8 @@ class EvalResult:
         flat = dict(self.metrics)
         for name, scores in self.baselines.items():
             flat.update({f"{name}/{k}": v for k, v in scores.items()})
+        if self.panel is not None:
+            flat.update(self.panel.mlflow_metrics())
         return {k: float(v) for k, v in flat.items() if math.isfinite(v)}
 
     def to_json(self) -> dict[str, Any]:
@@ -209,6 +366,7 @@ class EvalResult:
             "training": dataclasses.asdict(self.training),
             "windows": self.windows,
             "windows_dropped": self.windows_dropped,
+            **({} if self.panel is None else {"panel": dataclasses.asdict(self.panel)}),
         }
 
     @classmethod
@@ -222,6 +380,7 @@ class EvalResult:
                 training=TrainingSummary(**d["training"]),
                 windows=d.get("windows", {}),
                 windows_dropped=d.get("windows_dropped", {}),
+                panel=PanelScores(**d["panel"]) if "panel" in d else None,
             ),
         )
 
@@ -244,14 +403,18 @@ class ServingSettings:
     lookback: int
     horizon: int
     version: str = ""  # the splineforecast version that trained the run
+    series_column: str | None = None  # a panel: the history's series id column (one-series serving.json has none)
+    wide: list[str] | None = None  # a panel of a wide table's columns: those columns, one series each
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": self.FORMAT, **dataclasses.asdict(self)}
+        out = {"format": self.FORMAT, **dataclasses.asdict(self)}
+        return {k: v for k, v in out.items() if v is not None or k not in ("series_column", "wide")}
 
     @classmethod
     def from_json(cls, data: Any, path: Path) -> ServingSettings:
         d = check_version(data, path, "format", cls.FORMAT)
-        return _build(path, lambda: cls(**{k: d[k] for k in _fields(cls) if k in d or k != "version"}))
+        optional = ("version", "series_column", "wide")
+        return _build(path, lambda: cls(**{k: d[k] for k in _fields(cls) if k in d or k not in optional}))
 
 
 def _fields(cls: type) -> list[str]:

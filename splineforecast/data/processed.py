@@ -25,6 +25,15 @@ class Processed:
     feature_names: list[str]
     target_indices: list[int]
     targets_raw: np.ndarray | None = None  # (T, n_targets) float64, original units, NaN if unobserved
+    # a panel: the series lie end to end; series i is rows [offsets[i], offsets[i + 1])
+    series_ids: list[str] | None = None
+    offsets: np.ndarray | None = None  # (n_series + 1,) int64, 0 first and T last
+
+    def series_rows(self, i: int) -> slice:
+        """The rows of series ``i`` (the whole array for a one-series run)."""
+        if self.offsets is None:
+            return slice(0, len(self.values))
+        return slice(int(self.offsets[i]), int(self.offsets[i + 1]))
 
 
 def write_processed(path: Path, p: Processed) -> None:
@@ -36,6 +45,11 @@ def write_processed(path: Path, p: Processed) -> None:
         feature_names=np.asarray(p.feature_names, dtype=np.str_),
         target_indices=np.asarray(p.target_indices, dtype=np.int64),
         **({} if p.targets_raw is None else {"targets_raw": p.targets_raw.astype(np.float64)}),
+        **(
+            {}
+            if p.series_ids is None or p.offsets is None
+            else {"series_ids": np.asarray(p.series_ids, dtype=np.str_), "series_offsets": p.offsets.astype(np.int64)}
+        ),
     )
 
 
@@ -57,6 +71,9 @@ def read_processed(path: Path) -> Processed:
                 )
             arrays = {k: npz[k] for k in NPZ_KEYS}
             targets_raw = npz["targets_raw"] if "targets_raw" in npz.files else None
+            panel = "series_ids" in npz.files and "series_offsets" in npz.files
+            ids = [str(i) for i in npz["series_ids"]] if panel else None
+            offsets = npz["series_offsets"] if panel else None
     except (ValueError, OSError) as exc:
         raise ContractError(
             ErrorCode.ARTIFACT_CONTRACT_ERROR, f"`{path}` is not a readable npz without pickle: {exc}"
@@ -68,8 +85,11 @@ def read_processed(path: Path) -> Processed:
         feature_names=[str(n) for n in arrays["feature_names"]],
         target_indices=[int(i) for i in arrays["target_indices"]],
         targets_raw=targets_raw,
+        series_ids=ids,
+        offsets=offsets,
     )
     _check_arrays(path, p)
+    _check_offsets(path, p)
     return p
 
 
@@ -103,4 +123,17 @@ def _check_arrays(path: Path, p: Processed) -> None:
         raise ContractError(
             ErrorCode.ARTIFACT_CONTRACT_ERROR,
             f"`{path}`: values hold infinities or NaN at observed points; re-run stage=preprocess",
+        )
+
+
+def _check_offsets(path: Path, p: Processed) -> None:
+    """A panel's offsets start at 0, end at the last row, never decrease, one series per id."""
+    if p.offsets is None or p.series_ids is None:
+        return
+    o = p.offsets
+    if o.ndim != 1 or len(o) != len(p.series_ids) + 1 or o[0] != 0 or o[-1] != len(p.values) or (np.diff(o) <= 0).any():
+        raise ContractError(
+            ErrorCode.INPUT_SHAPE_ERROR,
+            f"`{path}`: series_offsets must rise from 0 to {len(p.values)} with one step per series "
+            f"({len(p.series_ids)} series_ids); re-run stage=preprocess",
         )
