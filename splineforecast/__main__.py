@@ -113,6 +113,10 @@ def _print_summary(result: Any) -> None:
         lines.append(f"{'test':<16}" + "".join(f"{m:>10}" for m in SUMMARY_METRICS))
         for name, scores in rows.items():
             lines.append(f"{name:<16}" + "".join(f"{scores[m]:>10.4g}" for m in SUMMARY_METRICS))
+        panel = result.result.panel
+        if panel is not None:  # the rows above are means over series; sMAPE and MASE per series, averaged
+            lines += ["", f"{f'{panel.n_series} series':<16}{'mean sMAPE':>12}{'mean MASE':>12}"]
+            lines += [f"{n:<16}{m['smape']:>12.4g}{m['mase']:>12.4g}" for n, m in panel.mean.items()]
         lines.append("")
     lines.append(f"run_id:        {result.run_id}")
     if result.mlflow_run_id:  # stage=predict records no MLflow run

@@ -23,9 +23,11 @@ from splineforecast.data.processed import Processed, read_processed, write_proce
 from splineforecast.errors import ContractError, ErrorCode
 from splineforecast.files import file_lock, read_json, write_bytes, write_json
 from splineforecast.records import (
+    PANEL_PREPROCESSOR_FORMAT,
     PREPROCESSOR_FORMAT,
     EvalResult,
     Meta,
+    PanelSplitContract,
     ServingSettings,
     SplitContract,
     check_version,
@@ -39,6 +41,7 @@ _PROCESSED, _META, _SPLIT = "processed.npz", "meta.json", "split_contract.json"
 _PREPROCESSOR, _BEST, _LAST = "preprocessor.json", "best.ckpt", "last.ckpt"
 _CONFIG, _OVERRIDES, _METRICS = "config.yaml", "overrides.yaml", "metrics.json"
 _REPORT, _PLOT, _SERVING, _FORECAST = "report.md", "forecast.png", "serving.json", "forecast.csv"
+_PER_SERIES = "per_series.csv"
 
 
 def check_run_id(run_id: str) -> str:
@@ -66,6 +69,8 @@ def _read(path: Path, what: str, missing: ErrorCode, fix: str) -> Any:
 def read_preprocessor_state(path: Path) -> dict[str, Any]:
     """The JSON state of a fitted preprocessor, of a known format (FILE_NOT_FOUND when missing)."""
     state = _read(path, "preprocessor", ErrorCode.FILE_NOT_FOUND, "re-run stage=preprocess")
+    if isinstance(state, dict) and state.get("format") == PANEL_PREPROCESSOR_FORMAT:
+        return state
     return check_version(state, path, "format", PREPROCESSOR_FORMAT, required=True)
 
 
@@ -105,9 +110,11 @@ class ProcessedFiles:
         fix = "re-run stage=preprocess for this run_id"
         return Meta.from_json(_read(self.meta_json, _META, ErrorCode.ARTIFACT_CONTRACT_ERROR, fix), self.meta_json)
 
-    def read_split_contract(self, n_rows: int | None = None) -> SplitContract:
+    def read_split_contract(self, n_rows: int | None = None) -> SplitContract | PanelSplitContract:
         path = self.split_contract_json
         data = _read(path, "split contract", ErrorCode.ARTIFACT_CONTRACT_ERROR, "re-run stage=preprocess")
+        if isinstance(data, dict) and data.get("schema_version") == PanelSplitContract.SCHEMA:
+            return PanelSplitContract.from_json(data, path, n_rows)
         return SplitContract.from_json(data, path, n_rows)
 
     def read_preprocessor_state(self) -> dict[str, Any]:
@@ -154,12 +161,19 @@ class RunPaths:
     forecast_png = _At("reports", _PLOT)
     serving_json = _At("model", _SERVING)
     forecast_csv = _At("predictions", _FORECAST)
+    # panels
+    per_series_csv = _At("metrics", _PER_SERIES)
+    mase_png = _At("reports", "mase_per_series.png")  # the distribution of per-series MASE
+    best_png = _At("reports", "forecast_best.png")  # forecast.png shows the median series
+    worst_png = _At("reports", "forecast_worst.png")
 
     def processed(self, npz: str | Path | None = None) -> ProcessedFiles:
         """The processed artifacts of this run, or those at ``npz`` (``data.processed``)."""
         return ProcessedFiles(Path(npz) if npz else self.processed_npz)
 
-    def write_processed(self, processed: Processed, meta: Meta, contract: SplitContract, preprocessor: dict) -> None:
+    def write_processed(
+        self, processed: Processed, meta: Meta, contract: SplitContract | PanelSplitContract, preprocessor: dict
+    ) -> None:
         """The outputs of stage=preprocess."""
         write_processed(self.processed_npz, processed)
         write_json(self.meta_json, meta.to_json())
@@ -178,10 +192,16 @@ class RunPaths:
         data = _read(path, _METRICS, ErrorCode.FILE_NOT_FOUND, "the run has not finished training")
         return EvalResult.from_json(data, path)
 
-    def write_report(self, markdown: str, plot_png: bytes) -> None:
-        """report.md and the plot it shows (linked by its file name)."""
+    def write_report(self, markdown: str, plot_png: bytes, more: dict[Path, bytes] | None = None) -> None:
+        """report.md and the plots it shows (linked by their file names): forecast.png, and ``more``."""
         write_bytes(self.forecast_png, plot_png)
+        for path, png in (more or {}).items():
+            write_bytes(path, png)
         write_bytes(self.report_md, markdown.encode())
+
+    def write_per_series(self, csv: bytes) -> None:
+        """per_series.csv of a panel run: one row of scores per series."""
+        write_bytes(self.per_series_csv, csv)
 
     def write_serving(self, settings: ServingSettings) -> None:
         write_json(self.serving_json, settings.to_json())
@@ -229,6 +249,8 @@ class RunPaths:
             layout += [(self.processed_dir, "processed"), (self.preprocessor_dir, "preprocessor")]
         if trained:
             layout += [(self.checkpoints_dir, "checkpoints"), (self.metrics_json, None), (self.report_dir, None)]
+            if self.per_series_csv.is_file():
+                layout.append((self.per_series_csv, None))
         return layout
 
 

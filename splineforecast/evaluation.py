@@ -95,6 +95,26 @@ def truth(
     return series[rows], observed[rows]
 
 
+def aligned(
+    forecast: np.ndarray,
+    series: np.ndarray,
+    observed: np.ndarray,
+    starts: np.ndarray,
+    lookback: int,
+    season_length: int,
+    actual: np.ndarray | None = None,
+) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """The (n, horizon) truth, the model's and the baselines' forecasts, and the points they are all scored on.
+
+    The points are the same for everyone: observed truth where every forecast exists.
+    """
+    horizon = forecast.shape[1]
+    y_true, seen = truth(series if actual is None else actual, observed, starts, lookback, horizon)
+    preds = {"model": forecast, **baseline_forecasts(series, starts, lookback, horizon, season_length)}
+    points = seen & np.logical_and.reduce([np.isfinite(p) for p in preds.values()])
+    return y_true, preds, points
+
+
 def evaluate(
     forecast: np.ndarray,
     series: np.ndarray,
@@ -117,11 +137,7 @@ def evaluate(
     Returns:
         The scores of metrics.json: the model's, the baselines', per horizon step, and the point count.
     """
-    horizon = forecast.shape[1]
-    y_true, seen = truth(series if actual is None else actual, observed, starts, lookback, horizon)
-    preds = {"model": forecast, **baseline_forecasts(series, starts, lookback, horizon, season_length)}
-    # exactly the same points for everyone: observed truth where every forecast exists
-    points = seen & np.logical_and.reduce([np.isfinite(p) for p in preds.values()])
+    y_true, preds, points = aligned(forecast, series, observed, starts, lookback, season_length, actual)
     scores = {name: score(y_true[points], p[points], scale) for name, p in preds.items()}
     per_horizon: dict[str, dict[str, list[float]]] = {}
     for name, p in preds.items():

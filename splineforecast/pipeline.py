@@ -22,17 +22,21 @@ from pytorch_lightning.callbacks import Callback
 from splineforecast import __version__
 from splineforecast.artifacts import RunPaths, run_lock
 from splineforecast.config import Config, flatten
-from splineforecast.contracts import Checked, ProcessedInputs, RawInputs, check, check_processed
+from splineforecast.contracts import Checked, PanelRawInputs, ProcessedInputs, RawInputs, check, check_processed
 from splineforecast.data import io
-from splineforecast.data.preprocess import Preprocessor, Transformed
+from splineforecast.data.engine import series_mapper
+from splineforecast.data.panel_preprocess import PanelPreprocessor
+from splineforecast.data.preprocess import Preprocessor
 from splineforecast.data.processed import Processed
 from splineforecast.evaluation import TestForecast, forecast_test, score_test
 from splineforecast.models.module import ForecastModule
 from splineforecast.models.spec import DataSpec
+from splineforecast.pipeline_panel import preprocess_panel, score_panel, write_panel_report
 from splineforecast.records import (
     CovariateNames,
     EvalResult,
     Meta,
+    PanelInfo,
     ServingSettings,
     Source,
     SplitContract,
@@ -55,8 +59,14 @@ class RunResult:
     result: EvalResult | None  # when the run trained
 
 
-def preprocess(cfg: Config, paths: RunPaths, raw: RawInputs) -> None:
+def preprocess(cfg: Config, paths: RunPaths, raw: RawInputs | PanelRawInputs) -> None:
     """Fill and scale the checked table; write the processed artifacts of the run."""
+    if isinstance(raw, PanelRawInputs):
+        done = preprocess_panel(cfg, paths.run_id, raw, series_mapper(cfg.data.n_jobs, cfg.data.cluster))
+        p = done.processed
+        meta = _meta(cfg, paths, raw, p, done.n_imputed, raw.table.target, done.info)
+        paths.write_processed(p, meta, done.contract, done.preprocessor.to_json())
+        return
     covariates = [dataclasses.asdict(c) for c in raw.covariates]
     pre = Preprocessor(cfg.data.target, covariates, dataclasses.asdict(cfg.spline), raw.freq, paths.run_id)
     out = pre.fit(raw.frame, raw.split).transform(raw.frame, raw.split)
@@ -66,23 +76,33 @@ def preprocess(cfg: Config, paths: RunPaths, raw: RawInputs) -> None:
     contract = SplitContract.of(
         paths.run_id, raw.split, stamps.astype("datetime64[ns]"), cfg.data.lookback, cfg.data.horizon
     )
-    paths.write_processed(processed, _meta(cfg, paths, raw, pre, out), contract, pre.to_json())
+    meta = _meta(cfg, paths, raw, processed, out.n_imputed, cfg.data.target)
+    paths.write_processed(processed, meta, contract, pre.to_json())
 
 
-def _meta(cfg: Config, paths: RunPaths, raw: RawInputs, pre: Preprocessor, out: Transformed) -> Meta:
+def _meta(
+    cfg: Config,
+    paths: RunPaths,
+    raw: RawInputs | PanelRawInputs,
+    processed: Processed,
+    n_imputed: dict[str, int],
+    target: str,
+    panel: PanelInfo | None = None,
+) -> Meta:
     names = {role: [c.name for c in raw.covariates if c.role == role] for role in ("dynamic", "static")}
+    features = processed.feature_names
     return Meta(
         run_id=paths.run_id,
         source=Source(str(raw.source), io.sha256(raw.source), raw.n_rows),
         freq=raw.freq,
         data_checks=raw.notes,
-        feature_names=pre.feature_names,
-        target=cfg.data.target,
+        feature_names=features,
+        target=target,
         covariates=CovariateNames(**names, types={c.name: c.type for c in raw.covariates}, spec=cfg.covariate.spec),
         spline=dataclasses.asdict(cfg.spline),
-        scaler={"kind": "standard", "fitted_on": "train"},
-        n_imputed=out.n_imputed,
-        n_unfilled={n: int(np.isnan(out.values[:, i]).sum()) for i, n in enumerate(pre.feature_names)},
+        scaler={"kind": "standard", "fitted_on": "train", **({} if panel is None else {"per": panel.scaler})},
+        n_imputed=n_imputed,
+        n_unfilled={n: int(np.isnan(processed.values[:, i]).sum()) for i, n in enumerate(features)},
         versions={
             "splineforecast": __version__,
             "python": platform.python_version(),
@@ -90,6 +110,7 @@ def _meta(cfg: Config, paths: RunPaths, raw: RawInputs, pre: Preprocessor, out: 
             "torch": torch.__version__,
             "pytorch_lightning": pl.__version__,
         },
+        panel=panel,
     )
 
 
@@ -97,17 +118,28 @@ def train(cfg: Config, paths: RunPaths, tracker: Tracker, inputs: ProcessedInput
     """Train on checked processed artifacts; evaluate the best checkpoint on test; write what serves it."""
     data = _windows(cfg, inputs)
     module, trained = _fit(cfg, paths, tracker, data, stop)
-    test = forecast_test(module.net, inputs.preprocessor, inputs.processed, data.datasets["test"])
+    pre, panel = inputs.preprocessor, None
+    if isinstance(pre, PanelPreprocessor):
+        panel = score_panel(cfg, inputs, module.net, data)
+        scores = panel.scores
+    else:
+        test = forecast_test(module.net, pre, inputs.processed, data.datasets["test"])
+        scores = score_test(test, inputs.split.train, cfg.data.lookback, cfg.data.season_length)
     result = EvalResult(
         run_id=paths.run_id,
-        scores=score_test(test, inputs.split.train, cfg.data.lookback, cfg.data.season_length),
+        scores=scores,
         training=TrainingSummary(trained.epochs, trained.best_val_loss),
         windows={k: len(v) for k, v in data.datasets.items()},
         windows_dropped=data.n_dropped,
+        panel=None if panel is None else panel.panel,
     )
     paths.write_eval(result)
-    paths.write_serving(_serving_settings(cfg, paths, inputs.preprocessor))
-    _write_report(cfg, paths, inputs, test, result)
+    paths.write_serving(_serving_settings(cfg, paths, inputs))
+    if panel is None:
+        _write_report(cfg, paths, inputs, test, result)
+    else:
+        head = _report_head(cfg, inputs, result, paths.forecast_png.name)
+        write_panel_report(cfg, paths, inputs, panel, result, head)
     return result
 
 
@@ -115,7 +147,14 @@ def _windows(cfg: Config, inputs: ProcessedInputs) -> WindowDataModule:
     d, processed = cfg.data, inputs.processed
     spec = DataSpec(len(processed.feature_names), d.lookback, d.horizon, tuple(processed.target_indices))
     return WindowDataModule(
-        processed.values, processed.observed_mask, inputs.split, spec, d.stride, d.batch_size, cfg.seed
+        processed.values,
+        processed.observed_mask,
+        inputs.contract.segments,
+        spec,
+        d.stride,
+        d.batch_size,
+        cfg.seed,
+        d.max_windows_per_series,
     )
 
 
@@ -135,8 +174,8 @@ def _fit(
     return module, trained
 
 
-def _serving_settings(cfg: Config, paths: RunPaths, pre: Preprocessor) -> ServingSettings:
-    d = cfg.data
+def _serving_settings(cfg: Config, paths: RunPaths, inputs: ProcessedInputs) -> ServingSettings:
+    d, pre, panel = cfg.data, inputs.preprocessor, inputs.meta.panel
     return ServingSettings(
         paths.run_id,
         pre.target,
@@ -147,6 +186,8 @@ def _serving_settings(cfg: Config, paths: RunPaths, pre: Preprocessor) -> Servin
         d.lookback,
         d.horizon,
         __version__,
+        series_column=None if panel is None or panel.wide else panel.series_column,
+        wide=None if panel is None else panel.wide,
     )
 
 
@@ -156,16 +197,23 @@ def _write_report(
     d, m = cfg.data, cfg.model
     title = f"{m.name.upper()} on {d.name} ({d.target}), test part"
     plot = plot_forecast(test, inputs.processed.timestamps.astype("datetime64[ns]"), d.lookback, title)
-    training = result.training
+    paths.write_report(_report_head(cfg, inputs, result, paths.forecast_png.name), plot)
+
+
+def _report_head(cfg: Config, inputs: ProcessedInputs, result: EvalResult, plot_name: str) -> str:
+    d, m, training = cfg.data, cfg.model, result.training
+    panel = inputs.meta.panel
+    rows = f"{len(inputs.processed.values)} rows" + ("" if panel is None else f" in {panel.n_series} series")
+    left_out = "" if panel is None or not panel.left_out else f", {len(panel.left_out)} series left out (meta.json)"
     summary = {
-        "data": f"{d.name} (`{d.target}`, {len(test.series)} rows, freq {inputs.preprocessor.freq})",
+        "data": f"{d.name} (`{d.target}`, {rows}{left_out}, freq {inputs.preprocessor.freq})",
         "model": f"{m.name}, hidden {m.hidden_size} x {m.num_layers} layers, norm {m.norm}, skip {m.skip}",
         "windows": f"lookback {d.lookback}, horizon {d.horizon}; "
         + ", ".join(f"{k} {v}" for k, v in result.windows.items()),
         "spline": f"{cfg.spline.kind} (max_gap {cfg.spline.max_gap})",
         "training": f"{training.epochs} epochs, best val/loss {training.best_val_loss:.4g}",
     }
-    paths.write_report(render_report(result, summary, paths.forecast_png.name), plot)
+    return render_report(result, summary, plot_name)
 
 
 def predict(cfg: Config, paths: RunPaths, settings: ServingSettings) -> list[Path]:

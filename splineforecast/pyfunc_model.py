@@ -17,12 +17,13 @@ from mlflow.pyfunc import PythonModel, PythonModelContext
 from splineforecast.files import read_json
 from splineforecast.records import ServingSettings
 from splineforecast.serving import Forecaster, load_forecaster
+from splineforecast.serving_panel import PanelForecaster
 
 
 class SplineForecastModel(PythonModel):
     """``predict(history)`` -> the forecast after it (see :func:`splineforecast.serving.forecast`)."""
 
-    forecaster: Forecaster
+    forecaster: Forecaster | PanelForecaster
 
     def load_context(self, context: PythonModelContext) -> None:
         path = Path(context.artifacts["settings"])

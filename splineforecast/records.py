@@ -20,6 +20,7 @@ from splineforecast.errors import ContractError, ErrorCode
 
 _R = TypeVar("_R")
 PREPROCESSOR_FORMAT = "splineforecast.preprocessor.v1"  # the `format` of preprocessor.json (data/preprocess.py)
+PANEL_PREPROCESSOR_FORMAT = "splineforecast.panel_preprocessor.v1"  # ... of a panel run (data/panel_preprocess.py)
 
 
 def _contract(message: str) -> ContractError:
@@ -233,7 +234,7 @@ class PanelSplitContract:
         rule: str,
         ids: Sequence[str],
         splits: Sequence[Split],
-        stamps: Sequence[Any],
+        stamps: Any,  # indexable by row: a sequence or an array
         lookback: int,
         horizon: int,
     ) -> PanelSplitContract:

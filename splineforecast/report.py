@@ -34,6 +34,44 @@ def plot_forecast(tf: TestForecast, timestamps: np.ndarray, lookback: int, title
     return png.getvalue()
 
 
+def plot_distribution(values: np.ndarray, reference: float, title: str) -> bytes:
+    """PNG: a histogram of per-series MASE, with a line at ``reference`` (MASE 1: the seasonal-naive scale)."""
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
+    finite = values[np.isfinite(values)]
+    ax.hist(finite, bins=min(50, max(5, len(finite) // 4)), color="tab:blue")
+    ax.axvline(reference, color="black", lw=1, ls="--", label=f"MASE {reference:g}")
+    ax.set_xlabel("MASE per series")
+    ax.set_ylabel("series")
+    ax.set_title(title)
+    ax.legend(loc="best")
+    fig.tight_layout()
+    png = io.BytesIO()
+    fig.savefig(png, format="png")
+    plt.close(fig)
+    return png.getvalue()
+
+
+def render_panel_section(result: EvalResult, picks: dict[str, tuple[str, float, str]], mase_plot: str) -> str:
+    """The panel part of report.md: mean sMAPE/MASE beside the baselines, the MASE distribution, and the
+    forecast plots of the series ``picks`` names (``{label: (series id, MASE, plot file)}``)."""
+    panel = result.panel
+    if panel is None:
+        return ""
+    head = "| | mean sMAPE | mean MASE |\n|---|---|---|\n"
+    rows = "".join(f"| {n} | {m['smape']:.4g} | {m['mase']:.4g} |\n" for n, m in panel.mean.items())
+    plots = "".join(
+        f"\n### {label}: series `{sid}` (MASE {mase:.3g})\n\n![{label}]({png})\n"
+        for label, (sid, mase, png) in picks.items()
+    )
+    return (
+        f"\n## Per series ({panel.n_series} series; each series in per_series.csv)\n\n"
+        + head
+        + rows
+        + f"\n![MASE per series]({mase_plot})\n"
+        + plots
+    )
+
+
 def _table(result: EvalResult) -> str:
     rows = {"model": result.metrics, **result.baselines}
     head = "| | " + " | ".join(METRICS) + " |\n|---|" + "---|" * len(METRICS) + "\n"

@@ -12,7 +12,7 @@ import dataclasses
 import pickle  # only for its error type: checkpoints load with weights_only
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,10 @@ from splineforecast.errors import ContractError, ErrorCode
 from splineforecast.models.factory import build_network
 from splineforecast.models.spec import DataSpec
 from splineforecast.records import ServingSettings
+
+if TYPE_CHECKING:
+    from splineforecast.data.panel_preprocess import PanelPreprocessor
+    from splineforecast.serving_panel import PanelForecaster
 
 SETTINGS_FORMAT = ServingSettings.FORMAT  # read by splineforecast 0.1.0's pyfunc code
 
@@ -110,7 +114,21 @@ def forecast(
             INSUFFICIENT_DATA_ERROR (26) for a history shorter than the lookback or a window
             that still holds a gap longer than ``spline.max_gap``.
     """
-    lookback, horizon = settings.lookback, settings.horizon
+    horizon = settings.horizon
+    index, window = last_window(history, preprocessor, settings)
+    out = run_network(net, window[None], horizon)
+    values_out = preprocessor.inverse_target(out[0])
+    future = pd.date_range(index[-1], periods=horizon + 1, freq=preprocessor.freq)[1:]
+    return pd.DataFrame(
+        {settings.time_column: future, "step": np.arange(1, horizon + 1), preprocessor.target: values_out}
+    )
+
+
+def last_window(
+    history: pd.DataFrame, preprocessor: Preprocessor, settings: ServingSettings
+) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """The grid timestamps of ``history`` and its last ``lookback`` scaled steps (lookback, n_features)."""
+    lookback = settings.lookback
     index, values = _window(history, preprocessor, settings)
     window = values[-lookback:]  # (lookback, n_features)
     gaps = np.isnan(window).any(axis=1)
@@ -122,16 +140,17 @@ def forecast(
             f"({stamps[0]} .. {stamps[-1]}): a gap longer than spline.max_gap "
             f"({preprocessor.spline['max_gap']}) is not filled; supply those observations",
         )
+    return index, window
+
+
+def run_network(net: nn.Module, windows: np.ndarray, horizon: int) -> np.ndarray:
+    """(n, lookback, n_features) scaled windows -> (n, horizon) scaled forecasts of the one target."""
     net.eval()  # dropout off: the same history gives the same forecast
     with torch.no_grad():
-        out = net(torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32))[None])  # (1, horizon, n_targets)
+        out = net(torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)))  # (n, horizon, n_targets)
     if tuple(out.shape[1:]) != (horizon, 1):
         raise _contract(f"the network forecasts shape {tuple(out.shape[1:])}, expected horizon {horizon} x 1 target")
-    values_out = preprocessor.inverse_target(out[0, :, 0].numpy().astype(np.float64))
-    future = pd.date_range(index[-1], periods=horizon + 1, freq=preprocessor.freq)[1:]
-    return pd.DataFrame(
-        {settings.time_column: future, "step": np.arange(1, horizon + 1), preprocessor.target: values_out}
-    )
+    return out[:, :, 0].numpy().astype(np.float64)
 
 
 @dataclass
@@ -148,19 +167,25 @@ class Forecaster:
 
 
 def load_forecaster(
-    preprocessor: Path | Preprocessor, checkpoint: Path, settings: ServingSettings | dict[str, Any]
-) -> Forecaster:
+    preprocessor: Path | Preprocessor | PanelPreprocessor,
+    checkpoint: Path,
+    settings: ServingSettings | dict[str, Any],
+) -> Forecaster | PanelForecaster:
     """Load a run's network (and preprocessor, given a path); check they agree with ``settings``.
 
     ``settings`` may be the plain serving.json dict (as splineforecast 0.1.0's pyfunc code passes it).
-    Window lengths of 0 in ``settings`` are taken from the checkpoint.
+    Window lengths of 0 in ``settings`` are taken from the checkpoint. A panel run's preprocessor gives a
+    :class:`~splineforecast.serving_panel.PanelForecaster` (a long history of many series).
 
     Raises:
         ContractError: FILE_NOT_FOUND, or ARTIFACT_CONTRACT_ERROR when the artifacts disagree.
     """
+    from splineforecast.data.panel_preprocess import PanelPreprocessor
+    from splineforecast.serving_panel import PanelForecaster
+
     if isinstance(settings, dict):
         settings = ServingSettings.from_json(settings, checkpoint.parent)  # the model folder holding it
-    pre = preprocessor if isinstance(preprocessor, Preprocessor) else _read_preprocessor(preprocessor)
+    pre = preprocessor if not isinstance(preprocessor, Path) else _read_preprocessor(preprocessor)
     net, spec = load_network(checkpoint)
     found = {"target": pre.target, "lookback": spec.lookback, "horizon": spec.horizon}
     given = {"target": settings.target, "lookback": settings.lookback, "horizon": settings.horizon}
@@ -169,14 +194,21 @@ def load_forecaster(
         differ["n_features"] = (len(pre.feature_names), spec.n_features)
     if differ:
         raise _contract(f"serving settings, preprocessor and checkpoint disagree (given, found): {differ}")
-    return Forecaster(pre, net, dataclasses.replace(settings, lookback=spec.lookback, horizon=spec.horizon))
+    settings = dataclasses.replace(settings, lookback=spec.lookback, horizon=spec.horizon)
+    if isinstance(pre, PanelPreprocessor):
+        return PanelForecaster(pre, net, settings)
+    return Forecaster(pre, net, settings)
 
 
-def _read_preprocessor(path: Path) -> Preprocessor:
-    return Preprocessor.from_json(read_preprocessor_state(path))
+def _read_preprocessor(path: Path) -> Preprocessor | PanelPreprocessor:
+    from splineforecast.data.panel_preprocess import FORMAT as PANEL_FORMAT
+    from splineforecast.data.panel_preprocess import PanelPreprocessor
+
+    state = read_preprocessor_state(path)
+    return PanelPreprocessor.from_json(state) if state.get("format") == PANEL_FORMAT else Preprocessor.from_json(state)
 
 
-def load_run_forecaster(paths: RunPaths, settings: ServingSettings | None = None) -> Forecaster:
+def load_run_forecaster(paths: RunPaths, settings: ServingSettings | None = None) -> Forecaster | PanelForecaster:
     """The Forecaster of a trained run from its local files (``settings`` default to the run's own)."""
     settings = paths.read_serving() if settings is None else settings
     return load_forecaster(paths.preprocessor_json, paths.best_ckpt, settings)

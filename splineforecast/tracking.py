@@ -28,6 +28,7 @@ from mlflow.entities import Metric, Param, Run, RunStatus
 from splineforecast import __version__
 from splineforecast.artifacts import RunPaths
 from splineforecast.config import sqlite_path, tracking_uri
+from splineforecast.data.panel import WIDE_SERIES_COLUMN
 from splineforecast.errors import ContractError, ErrorCode, Interrupted
 from splineforecast.files import file_lock
 
@@ -318,9 +319,9 @@ def log_model(tracker: Tracker, paths: RunPaths) -> str:
     settings = paths.read_serving()
     # no input schema: the history's columns and cell types vary (text or numbers, gaps), and
     # `forecast` checks them; the output schema documents the forecast frame
-    outputs = Schema(
-        [ColSpec("datetime", settings.time_column), ColSpec("long", "step"), ColSpec("double", settings.target)]
-    )
+    columns = [ColSpec("datetime", settings.time_column), ColSpec("long", "step"), ColSpec("double", settings.target)]
+    series = settings.series_column or (WIDE_SERIES_COLUMN if settings.wide else None)  # a panel: per series
+    outputs = Schema([*([ColSpec("string", series)] if series else []), *columns])
     files = {"preprocessor": paths.preprocessor_json, "checkpoint": paths.best_ckpt, "settings": paths.serving_json}
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         # the history differs per call (length, gaps), so there is no one input example

@@ -7,7 +7,7 @@ the part; their lookback may reach back into the part before (test windows read 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,21 +15,25 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from splineforecast.data.splits import Split
+from splineforecast.data.splits import PARTS, Split
 from splineforecast.errors import ContractError, ErrorCode
 from splineforecast.models.spec import DataSpec
 
 
 def window_starts(
-    values: np.ndarray, part: tuple[int, int], lookback: int, horizon: int, stride: int
+    values: np.ndarray, part: tuple[int, int], lookback: int, horizon: int, stride: int, first: int = 0
 ) -> tuple[np.ndarray, int]:
     """Start rows of the complete windows whose targets lie in ``part``.
+
+    Args:
+        first: the first row of the series holding ``part``: no window starts before it (in a panel,
+            series lie end to end, and no window crosses from one into the next).
 
     Returns:
         The start rows, and how many windows were dropped for touching an unfilled gap.
     """
     a, b = part
-    starts = np.arange(max(0, a - lookback), b - lookback - horizon + 1, stride, dtype=np.int64)
+    starts = np.arange(max(first, a - lookback), b - lookback - horizon + 1, stride, dtype=np.int64)
     if starts.size == 0:
         return starts, 0
     bad_row = np.isnan(values).any(axis=1).astype(np.int64)
@@ -95,19 +99,34 @@ class EpochShuffle(Sampler[int]):
     the batches trained times the batch size.
     """
 
-    def __init__(self, n: int, seed: int) -> None:
+    def __init__(self, n: int, seed: int, groups: np.ndarray | None = None, per_group: int | None = None) -> None:
         self.n, self.seed, self.epoch = n, seed, 0
         self.drawn = 0  # indices of this epoch handed out so far
         self._start = 0  # where the next iteration begins: non-zero only after load_state_dict
+        # a panel: at most `per_group` windows of each series (group) per epoch, drawn anew every epoch
+        self.groups = None if per_group is None or groups is None else np.asarray(groups, dtype=np.int64)
+        self.per_group = per_group
+        if self.groups is not None and per_group is not None:
+            self.n = int(np.minimum(np.bincount(self.groups), per_group).sum())
 
     def set_epoch(self, epoch: int) -> None:
         if epoch != self.epoch:  # a new epoch starts at its beginning; a resumed one keeps its place
             self.drawn = self._start = 0
         self.epoch = epoch
 
-    def __iter__(self) -> Iterator[int]:
+    def _order(self) -> list[int]:
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        order = torch.randperm(self.n, generator=generator).tolist()
+        if self.groups is None or self.per_group is None:
+            return torch.randperm(self.n, generator=generator).tolist()
+        keys = torch.rand(len(self.groups), generator=generator, dtype=torch.float64).numpy()
+        by_group = np.lexsort((keys, self.groups))  # each group's windows together, in a random order
+        sizes = np.bincount(self.groups)
+        rank = np.arange(len(by_group)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        chosen = by_group[rank < self.per_group]
+        return chosen[torch.randperm(len(chosen), generator=generator).numpy()].tolist()
+
+    def __iter__(self) -> Iterator[int]:
+        order = self._order()
         self.drawn, self._start = self._start, 0
         for index in order[self.drawn :]:
             self.drawn += 1
@@ -141,49 +160,88 @@ class ResumableLoader(DataLoader):
             self.sampler.load_state_dict(state_dict)
 
 
-def window_loader(dataset: WindowDataset, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
-    """Batches of ``dataset``: in an (seed, epoch) order that resumes mid-epoch if ``shuffle``, else in order."""
+def window_loader(
+    dataset: WindowDataset,
+    batch_size: int,
+    shuffle: bool,
+    seed: int = 0,
+    groups: np.ndarray | None = None,
+    per_group: int | None = None,
+) -> DataLoader:
+    """Batches of ``dataset``: in an (seed, epoch) order that resumes mid-epoch if ``shuffle``, else in order.
+
+    With ``groups`` (the series of each window) and ``per_group``, each epoch draws at most ``per_group``
+    windows of each series.
+    """
     if shuffle:
-        return ResumableLoader(
-            dataset, batch_size=batch_size, sampler=EpochShuffle(len(dataset), seed), collate_fn=_as_batch
-        )
+        sampler = EpochShuffle(len(dataset), seed, groups, per_group)
+        return ResumableLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=_as_batch)
     return DataLoader(dataset, batch_size=batch_size, collate_fn=_as_batch)
 
 
+def part_windows(
+    values: np.ndarray, segments: Sequence[tuple[int, Split]], name: str, spec: DataSpec, stride: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The window starts of part ``name`` of every series, the series index of each, and the windows dropped."""
+    starts, groups, dropped = [], [], 0
+    for i, (first, split) in enumerate(segments):
+        a, b = split.parts()[name]
+        s, d = window_starts(values, (first + a, first + b), spec.lookback, spec.horizon, stride, first)
+        starts.append(s)
+        groups.append(np.full(len(s), i, dtype=np.int64))
+        dropped += d
+    return np.concatenate(starts), np.concatenate(groups), dropped
+
+
 class WindowDataModule(pl.LightningDataModule):
-    """Train/val/test WindowDatasets over the processed values of one run."""
+    """Train/val/test WindowDatasets over the processed values of one run.
+
+    ``split`` is the one series' split, or, for a panel, ``(first row, split)`` of each series laid end to end.
+    ``max_per_series`` caps the train windows drawn per series in an epoch.
+    """
 
     def __init__(
         self,
         values: np.ndarray,
         observed_mask: np.ndarray,
-        split: Split,
+        split: Split | Sequence[tuple[int, Split]],
         spec: DataSpec,
         stride: int,
         batch_size: int,
         seed: int = 0,
+        max_per_series: int | None = None,
     ) -> None:
         super().__init__()
-        self.spec, self.batch_size, self.seed = spec, batch_size, seed
+        self.spec, self.batch_size, self.seed, self.max_per_series = spec, batch_size, seed, max_per_series
+        segments = [(0, split)] if isinstance(split, Split) else list(split)
         self.datasets: dict[str, WindowDataset] = {}
+        self.groups: dict[str, np.ndarray] = {}  # the series index of every window
         self.n_dropped: dict[str, int] = {}
-        for name, part in split.parts().items():
+        for name in PARTS:
             # train uses the configured stride; val and test score every window
             step = stride if name == "train" else 1
-            starts, dropped = window_starts(values, part, spec.lookback, spec.horizon, step)
+            starts, groups, dropped = part_windows(values, segments, name, spec, step)
             if starts.size == 0:
+                part = segments[0][1].parts()[name]
+                where = (
+                    f"the {name} part (rows {part[0]}..{part[1] - 1}, {part[1] - part[0]} rows) holds"
+                    if len(segments) == 1
+                    else f"the {name} parts of the {len(segments)} series hold"
+                )
                 raise ContractError(
                     ErrorCode.INSUFFICIENT_DATA_ERROR,
-                    f"the {name} part (rows {part[0]}..{part[1] - 1}, {part[1] - part[0]} rows) holds no "
+                    f"{where} no "
                     f"complete window of lookback {spec.lookback} + horizon {spec.horizon}"
                     + (f" ({dropped} dropped for unfilled gaps)" if dropped else "")
                     + "; lower data.lookback/data.horizon or give that part more rows",
                 )
             self.datasets[name] = WindowDataset(values, observed_mask, starts, spec)
+            self.groups[name] = groups
             self.n_dropped[name] = dropped
 
     def train_dataloader(self) -> DataLoader:
-        return window_loader(self.datasets["train"], self.batch_size, shuffle=True, seed=self.seed)
+        train, groups = self.datasets["train"], self.groups["train"]
+        return window_loader(train, self.batch_size, True, self.seed, groups, self.max_per_series)
 
     def val_dataloader(self) -> DataLoader:
         return window_loader(self.datasets["val"], self.batch_size, shuffle=False)

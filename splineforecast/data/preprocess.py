@@ -58,6 +58,15 @@ class Preprocessor:
         self.target, self.covariates, self.spline = target, list(covariates), dict(spline)
         self.freq, self.run_id = freq, run_id
 
+    @classmethod
+    def fitted(
+        cls, params: dict[str, Any], run_id: str, encoder: CovariateEncoder, scaler: StandardScaler
+    ) -> Preprocessor:
+        """A fitted Preprocessor from its parts (a panel's series share ``encoder``, each has its scaler)."""
+        pre = cls(run_id=run_id, **params)
+        pre.encoder_, pre.scaler_ = encoder, scaler
+        return pre
+
     def _require_fitted(self) -> None:
         if not hasattr(self, "scaler_"):
             raise RuntimeError("Preprocessor is not fitted; call fit() first")
