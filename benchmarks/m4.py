@@ -1,7 +1,7 @@
 """M4: one global LSTM/GRU over every series of an M4 wide file pair, scored by the M4 definitions beside Naive2.
 
     python benchmarks/m4.py --train Hourly-train.csv --test Hourly-test.csv --freq hourly --out DIR
-        [--seeds N] [--model lstm|gru|none] [--lookback L] [--quick]
+        [--seeds N] [--model lstm|gru|none] [--lookback L] [--quick] [--peers statsforecast,neuralforecast]
 
 The files are read only through the arguments, in M4's wide layout (``V1`` the id, then the values padded
 with empty cells). One network is trained on windows from all series (``_panel``: per-series scaling fitted
@@ -10,7 +10,8 @@ from the package's pieces as ``accuracy.py`` builds its models (``ForecastModule
 ``norm=last`` and the skip path, the Trainer of ``splineforecast.training.build_trainer``, the best-val
 checkpoint). Scores, Naive2 and seasonal naive follow the M4 competition's code (``_m4``). Writes
 ``DIR/forecasts.csv`` (the model's forecast, the mean over seeds; Naive2's with ``--model none``),
-``DIR/forecasts_<baseline>.csv`` and ``DIR/m4.json``.
+``DIR/forecasts_<baseline>.csv`` and ``DIR/m4.json``. ``--peers`` adds the models of ``_peers`` (statsforecast,
+neuralforecast: the optional ``bench`` extra) on the same split, scored the same way (``DIR/forecasts_peer_*.csv``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 import _common as common
 import _m4
 import _panel
+import _peers
 import numpy as np
 
 from splineforecast.models.registry import MODEL_NAMES
@@ -50,7 +52,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--quick", action="store_true", help="smoke run: 1 epoch of 4 batches, 1 seed")
+    p.add_argument("--peers", default="", help=f"comma-separated, of {','.join(_peers.PEERS)} (default none)")
     args = p.parse_args(argv)
+    args.peers = [n for n in args.peers.split(",") if n]
+    unknown = sorted(set(args.peers) - set(_peers.PEERS))
+    if unknown:
+        p.error(f"--peers: unknown {unknown}; choose from {','.join(_peers.PEERS)}")
+    absent = _peers.missing(args.peers)
+    if absent:
+        p.error(
+            f"--peers {','.join(absent)}: not installed; they are the optional `bench` extra: "
+            'pip install -e ".[bench]" (best in a separate virtualenv, e.g. .venv-bench)'
+        )
     horizon, args.m = _m4.FREQUENCIES[args.freq]
     args.horizon = args.horizon or horizon
     args.lookback = args.lookback or DEFAULT_LOOKBACK[args.freq]
@@ -152,6 +165,27 @@ def run_models(
     return seeds, rows
 
 
+def run_peers(
+    ids: list[str], history: list[np.ndarray], y: np.ndarray, fc: dict[str, np.ndarray], ref: dict, args: Any
+) -> dict[str, Any]:
+    """The ``--peers`` models on the same split: their ``m4.json`` entries; their forecasts join ``fc``.
+
+    Raises:
+        RuntimeError: statsforecast's SeasonalNaive differs from ours (the peers' data path is wrong).
+    """
+    runs = _peers.run_peers(args.peers, ids, history, args.horizon, args.m, args.freq)
+    gap = _peers.seasonal_naive_gap(runs, fc["seasonal_naive"])
+    if gap is not None and gap > 1e-6:
+        raise RuntimeError(f"statsforecast SeasonalNaive differs from our seasonal naive by up to {gap:g}")
+    peers = {}
+    for r in runs:
+        fc[f"peer_{r.name.replace(' ', '_')}"] = r.forecast
+        peers[r.name] = _peers.scored(r, history, y, args.m, ref)
+        if r.name == "statsforecast SeasonalNaive":
+            peers[r.name]["max_abs_diff_vs_seasonal_naive"] = gap
+    return peers
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Read, forecast, score and write the forecasts; the JSON fields."""
     test = _m4.read_wide(args.test)
@@ -164,16 +198,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.model != "none":
         seeds, model_rows = run_models(history, y, fc, ref, args)
         rows = model_rows + rows
+    peers = run_peers(ids, history, y, fc, ref, args) if args.peers else {}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     _m4.write_wide(out / "forecasts.csv", ids, fc["model" if args.model != "none" else "naive2"])
-    for name in BASELINES:
+    for name in (*BASELINES, *(k for k in fc if k.startswith("peer_"))):
         _m4.write_wide(out / f"forecasts_{name}.csv", ids, fc[name])
     published = [
         {"method": k, "smape": v[0], "mase": v[1], "owa": v[2]}
         for k, v in (_m4.PUBLISHED_HOURLY.items() if args.freq == "hourly" else [])
     ]
-    return {"series": series_counts(history, args), "rows": rows, "seeds": seeds, "published": published}
+    result = {"series": series_counts(history, args), "rows": rows, "seeds": seeds, "peers": peers}
+    return result | {"published": published}
 
 
 def printed(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -184,6 +220,9 @@ def printed(result: dict[str, Any]) -> list[dict[str, Any]]:
         for key in ("smape", "mase", "owa"):
             line[key] = f"{r[key]:.3f}" + (f" ±{r[key + '_std']:.3f}" if r.get("seeds", 1) > 1 else "")
         lines.append(line)
+    for name, r in result["peers"].items():
+        scores = {k: f"{r[k]:.3f}" for k in ("smape", "mase", "owa")}
+        lines.append({"method": name, "source": "peer", **scores, "seconds": f"{r['seconds']:.0f}"})
     lines += [
         {**{k: f"{v:.3f}" for k, v in r.items() if k != "method"}, "method": r["method"], "source": "published"}
         for r in result["published"]
@@ -202,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         f"\nM4 {args.freq} ({s['n_series']} series, horizon {args.horizon}, m {args.m}; model {args.model}, "
         f"lookback {args.lookback}; padded {s['n_padded']}, Naive2 fallback {s['n_fallback_naive2']})"
     )
-    print(common.table(printed(result), ("method", "source", "smape", "mase", "owa")))
+    columns = ("method", "source", "smape", "mase", "owa", *(("seconds",) if result["peers"] else ()))
+    print(common.table(printed(result), columns))
     config = {k: v for k, v in vars(args).items() if k != "out"}
     common.save_result(Path(args.out) / "m4.json", "m4", config, seconds=seconds, **result)
     return 0
