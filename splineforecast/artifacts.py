@@ -27,11 +27,11 @@ from splineforecast.records import (
     PREPROCESSOR_FORMAT,
     EvalResult,
     Meta,
-    PanelSplitContract,
     ServingSettings,
     SplitContract,
     check_version,
 )
+from splineforecast.records_panel import PanelSplitContract
 
 __all__ = ["ProcessedFiles", "RunPaths", "check_run_id", "read_json", "run_lock"]  # read_json: 0.1.0's pyfunc code
 

@@ -20,7 +20,8 @@ import torch
 from splineforecast.data.panel_preprocess import PanelPreprocessor
 from splineforecast.data.processed import Processed
 from splineforecast.evaluation import BASELINES, METRICS, TestForecast, aligned, predict, score_test
-from splineforecast.records import PanelScores, PanelSplitContract, Scores
+from splineforecast.records import PanelScores, Scores
+from splineforecast.records_panel import PanelSplitContract
 from splineforecast.windows import WindowDataset
 
 SERIES_METRICS = ("mae", "rmse", "smape", "mase", "r2")  # the columns of per_series.csv, per forecaster

@@ -16,7 +16,8 @@ from splineforecast.data.panel_preprocess import Mapper, PanelPreprocessor
 from splineforecast.data.processed import Processed
 from splineforecast.evaluation import TestForecast
 from splineforecast.panel_eval import SeriesScore, forecast_panel, panel_scores, per_series_csv, score_series
-from splineforecast.records import EvalResult, PanelInfo, PanelScores, PanelSplitContract, Scores
+from splineforecast.records import EvalResult, PanelInfo, PanelScores, Scores
+from splineforecast.records_panel import PanelSplitContract
 from splineforecast.report import plot_distribution, plot_forecast, render_panel_section
 from splineforecast.windows import WindowDataModule
 
