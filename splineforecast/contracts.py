@@ -18,7 +18,7 @@ from splineforecast.artifacts import ProcessedFiles, RunPaths, check_run_id
 from splineforecast.config import STAGES, Config, sqlite_path, tracking_uri
 from splineforecast.data import io, schema
 from splineforecast.data.covariates import Covariate, check_spec, check_static, declared_covariates, read_spec
-from splineforecast.data.panel import PanelTable
+from splineforecast.data.panel import WIDE_TARGET, PanelTable, is_panel, target_names
 from splineforecast.data.processed import Processed
 from splineforecast.data.splines import check_spline
 from splineforecast.data.splits import Split, time_splits
@@ -52,6 +52,9 @@ def check_config(cfg: Config) -> None:
     _check_model(cfg)
     if cfg.trainer.max_epochs < 1:
         raise _config_error(f"`trainer.max_epochs` ({cfg.trainer.max_epochs}) must be >= 1")
+    from splineforecast.panel_checks import check_panel_config  # it builds on this module
+
+    check_panel_config(cfg)
     _check_covariate_names(cfg)
 
 
@@ -61,8 +64,11 @@ def _check_covariate_names(cfg: Config) -> None:
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise _config_error(f"covariate(s) {twice} declared more than once in covariate.dynamic/static")
-    if cfg.data.target in names:
-        raise _config_error(f"the target `{cfg.data.target}` cannot also be a covariate")
+    for target in target_names(cfg.data.target):
+        if target in names:
+            raise _config_error(f"the target `{target}` cannot also be a covariate")
+    if not isinstance(cfg.data.target, str) and WIDE_TARGET in names:
+        raise _config_error(f"covariate `{WIDE_TARGET}` has the name a wide table's series take for their target")
     if cfg.data.time_column in names:
         raise _config_error(f"the time column `{cfg.data.time_column}` cannot be a covariate")
     for key in ("categorical", "boolean"):
@@ -170,8 +176,13 @@ def check_window_counts(split: Split, lookback: int, horizon: int) -> None:
             )
 
 
-def check_raw(cfg: Config) -> RawInputs:
-    """Check the raw table of stage=all/preprocess: file, schema, split, window counts."""
+def check_raw(cfg: Config) -> RawInputs | PanelRawInputs:
+    """Check the raw table of stage=all/preprocess: file, schema, split, window counts (a panel's:
+    ``panel_checks.check_panel_raw``)."""
+    if is_panel(cfg.data.series_column, cfg.data.target):
+        from splineforecast.panel_checks import check_panel_raw  # it builds on this module
+
+        return check_panel_raw(cfg)
     d, cov = cfg.data, cfg.covariate
     source = io.resolve_path(d.path, d.bundled)
     spec = read_spec(cov.spec) if cov.spec else None

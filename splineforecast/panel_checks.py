@@ -1,0 +1,110 @@
+"""Startup checks of a panel's raw table (``data.series_column``, or ``data.target`` as a list).
+
+The counterpart of ``contracts.check_raw`` for many series: the file, the declared covariates, each
+series validated and put on the grid (messages name the series id and the file line), then split.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from splineforecast.config import Config
+from splineforecast.contracts import PanelRawInputs
+from splineforecast.data import io
+from splineforecast.data.covariates import check_spec, declared_covariates, read_spec
+from splineforecast.data.panel import (
+    SCALERS,
+    WIDE_SERIES_COLUMN,
+    WIDE_TARGET,
+    PanelTable,
+    calendar_cutoffs,
+    split_panel,
+    target_names,
+    validate_panel,
+    validate_wide,
+)
+from splineforecast.errors import ContractError, ErrorCode
+
+
+def _config_error(message: str) -> ContractError:
+    return ContractError(ErrorCode.CONFIG_ERROR, message)
+
+
+def check_panel_config(cfg: Config) -> None:
+    """Refuse panel settings no run can use (CONFIG_ERROR naming the key and the value): data.target,
+    data.series_column, data.scaler, data.max_windows_per_series, data.n_jobs, model.series_embedding and
+    the calendar cutoffs; the panel-only ones are refused for one series."""
+    d, embedding = cfg.data, cfg.model.series_embedding
+    targets = target_names(d.target)
+    if d.scaler not in SCALERS:
+        raise _config_error(f"`data.scaler` ({d.scaler}) must be one of {list(SCALERS)}")
+    if d.max_windows_per_series is not None and d.max_windows_per_series < 1:
+        raise _config_error(f"`data.max_windows_per_series` ({d.max_windows_per_series}) must be >= 1, or null")
+    if d.n_jobs == 0 or d.n_jobs < -1:
+        raise _config_error(f"`data.n_jobs` ({d.n_jobs}) must be >= 1, or -1 for every core")
+    if embedding < 0:
+        raise _config_error(f"`model.series_embedding` ({embedding}) must be >= 0")
+    calendar_cutoffs(d.split)
+    if not isinstance(d.target, str) and d.time_column in targets:
+        raise _config_error(f"`data.target` ({targets}) lists the time column `{d.time_column}`")
+    if d.series_column is not None:
+        _check_series_column(cfg, targets)
+    elif isinstance(d.target, str):  # one series: the panel-only keys have nothing to act on
+        only: dict[str, Any] = {
+            "model.series_embedding": embedding or None,
+            "data.max_windows_per_series": d.max_windows_per_series,
+            "data.split.val_start": d.split.val_start,
+            "data.split.test_start": d.split.test_start,
+        }
+        for key, value in only.items():
+            if value is not None:
+                raise _config_error(
+                    f"`{key}` ({value}) applies to panels only: set data.series_column=COLUMN (a long table) "
+                    f"or data.target=[a,b,...] (a wide table), or unset {key}"
+                )
+
+
+def _check_series_column(cfg: Config, targets: list[str]) -> None:
+    column = cfg.data.series_column
+    if not isinstance(cfg.data.target, str):
+        raise _config_error(
+            f"`data.series_column` ({column}) and a list `data.target` ({targets}) cannot be combined: a long "
+            "table has one target column; a wide table's series are its listed columns (no series column)"
+        )
+    roles = {cfg.data.time_column: "the time column (data.time_column)", targets[0]: "the target (data.target)"}
+    roles.update(dict.fromkeys([*cfg.covariate.dynamic, *cfg.covariate.static], "a covariate"))
+    if not str(column).strip() or column in roles:
+        what = roles.get(str(column), "no column name")
+        raise _config_error(f"`data.series_column` ({column!r}) is {what}; the series ids need a column of their own")
+
+
+def check_panel_raw(cfg: Config) -> PanelRawInputs:
+    """Check the raw table of a panel (stage=all/preprocess): file, covariates, each series, splits.
+
+    Raises:
+        ContractError: the first failed check (FILE_NOT_FOUND, DATA_SCHEMA_ERROR naming the series and
+            line, CONFIG_ERROR, INSUFFICIENT_DATA_ERROR when no series holds a window in every part).
+    """
+    d, cov = cfg.data, cfg.covariate
+    source = io.resolve_path(d.path, d.bundled)
+    spec = read_spec(cov.spec) if cov.spec else None
+    table = io.read_csv(source, d.delimiter)
+    spec_types = check_spec(spec, cov.dynamic, cov.static, list(table.columns)) if spec is not None else None
+    covariates = declared_covariates(cov.dynamic, cov.static, cov.types, spec_types)
+    numeric = [c.name for c in covariates if c.type == "numeric"]
+    covariate_names = [*cov.dynamic, *cov.static]
+    if d.series_column is None:  # a wide table: each listed column is one series
+        wide = target_names(d.target)
+        raw = io.select(table, source, d.time_column, [*wide, *covariate_names])
+        frames, freq, notes = validate_wide(raw, d.time_column, wide, d.freq, numeric, d.time_format, cov.static)
+        series_column, target = WIDE_SERIES_COLUMN, WIDE_TARGET
+    else:
+        wide, series_column, target = None, d.series_column, d.target
+        raw = io.select(table, source, d.time_column, [series_column, target, *covariate_names])
+        frames, freq, notes = validate_panel(
+            raw, series_column, d.time_column, target, d.freq, numeric, d.time_format, cov.static
+        )
+    series, left_out, rule = split_panel(frames, d.split, d.lookback, d.horizon)
+    notes = {**notes, "series_kept": len(series), "series_left_out": len(left_out)}
+    panel = PanelTable(series_column, target, series, left_out, freq, rule, notes, wide)
+    return PanelRawInputs(source, len(raw), panel, covariates)
