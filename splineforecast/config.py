@@ -88,7 +88,6 @@ class ModelConfig:
     skip: bool = True  # linear path from the lookback to the horizon, added to the recurrent head
     lr: float = 1e-3
     weight_decay: float = 0.0
-    series_embedding: int = 0  # panels: size of a learned per-series embedding fed at every step; 0 = off
 
 
 @dataclass

@@ -25,8 +25,10 @@ from splineforecast.data.splits import Split, time_splits
 from splineforecast.errors import ContractError, ErrorCode
 from splineforecast.models.registry import check_model
 from splineforecast.records import Meta, ServingSettings, SplitContract
+from splineforecast.records_panel import PanelSplitContract
 
 if TYPE_CHECKING:
+    from splineforecast.data.panel_preprocess import PanelPreprocessor
     from splineforecast.data.preprocess import Preprocessor
 
 
@@ -100,12 +102,15 @@ class ProcessedInputs:
 
     files: ProcessedFiles
     processed: Processed
-    contract: SplitContract
+    contract: SplitContract | PanelSplitContract
     meta: Meta
-    preprocessor: Preprocessor
+    preprocessor: Preprocessor | PanelPreprocessor
 
     @property
     def split(self) -> Split:
+        """The one series' split (a panel has one per series: ``contract.segments``)."""
+        if isinstance(self.contract, PanelSplitContract):
+            raise TypeError("a panel has a split per series: use contract.segments")
         return self.contract.split
 
 
@@ -156,10 +161,41 @@ def check_processed(cfg: Config, paths: RunPaths, files: ProcessedFiles) -> Proc
     meta = files.read_meta()
     state = files.read_preprocessor_state()
     check_run_ids(paths.run_id, files, meta, state)
+    if isinstance(contract, PanelSplitContract):
+        return _panel_inputs(cfg, files, processed, contract, meta, state)
     check_window_counts(contract.split, cfg.data.lookback, cfg.data.horizon)
     from splineforecast.data.preprocess import Preprocessor  # scikit-learn: only where a stage trains
 
     return ProcessedInputs(files, processed, contract, meta, Preprocessor.from_json(state))
+
+
+def _panel_inputs(
+    cfg: Config, files: ProcessedFiles, processed: Processed, contract: PanelSplitContract, meta: Meta, state: dict
+) -> ProcessedInputs:
+    """A panel's artifacts agree on the series (ids, order, rows) and every series holds a window per part."""
+    from splineforecast.data.panel_preprocess import PanelPreprocessor
+
+    pre = PanelPreprocessor.from_json(state)
+    ids = {
+        files.split_contract_json.name: contract.ids,
+        files.npz.name: processed.series_ids,
+        files.meta_json.name: meta.panel.series_ids if meta.panel else None,
+        files.preprocessor_json.name: pre.series_ids_,
+    }
+    rows = [s.offset for s in contract.series] + [len(processed.values)]
+    offsets = None if processed.offsets is None else processed.offsets.tolist()
+    if any(v != contract.ids for v in ids.values()) or offsets != rows:
+        counts = ", ".join(f"{k}: {'no' if v is None else len(v)} series" for k, v in ids.items())
+        raise ContractError(
+            ErrorCode.ARTIFACT_CONTRACT_ERROR,
+            f"the panel's artifacts disagree on its series (ids, order or rows; {counts}); re-run stage=preprocess",
+        )
+    for s in contract.series:
+        try:
+            check_window_counts(s.split, cfg.data.lookback, cfg.data.horizon)
+        except ContractError as exc:
+            raise ContractError(exc.code, f"series {s.id!r}: {exc.message}") from exc
+    return ProcessedInputs(files, processed, contract, meta, pre)
 
 
 def check_window_counts(split: Split, lookback: int, horizon: int) -> None:

@@ -32,9 +32,9 @@ def _config_error(message: str) -> ContractError:
 
 def check_panel_config(cfg: Config) -> None:
     """Refuse panel settings no run can use (CONFIG_ERROR naming the key and the value): data.target,
-    data.series_column, data.scaler, data.max_windows_per_series, data.n_jobs, model.series_embedding and
+    data.series_column, data.scaler, data.max_windows_per_series, data.n_jobs and
     the calendar cutoffs; the panel-only ones are refused for one series."""
-    d, embedding = cfg.data, cfg.model.series_embedding
+    d = cfg.data
     targets = target_names(d.target)
     if d.scaler not in SCALERS:
         raise _config_error(f"`data.scaler` ({d.scaler}) must be one of {list(SCALERS)}")
@@ -42,8 +42,6 @@ def check_panel_config(cfg: Config) -> None:
         raise _config_error(f"`data.max_windows_per_series` ({d.max_windows_per_series}) must be >= 1, or null")
     if d.n_jobs == 0 or d.n_jobs < -1:
         raise _config_error(f"`data.n_jobs` ({d.n_jobs}) must be >= 1, or -1 for every core")
-    if embedding < 0:
-        raise _config_error(f"`model.series_embedding` ({embedding}) must be >= 0")
     calendar_cutoffs(d.split)
     if not isinstance(d.target, str) and d.time_column in targets:
         raise _config_error(f"`data.target` ({targets}) lists the time column `{d.time_column}`")
@@ -51,7 +49,6 @@ def check_panel_config(cfg: Config) -> None:
         _check_series_column(cfg, targets)
     elif isinstance(d.target, str):  # one series: the panel-only keys have nothing to act on
         only: dict[str, Any] = {
-            "model.series_embedding": embedding or None,
             "data.max_windows_per_series": d.max_windows_per_series,
             "data.split.val_start": d.split.val_start,
             "data.split.test_start": d.split.test_start,
