@@ -62,7 +62,7 @@ def score(y_true: np.ndarray, y_pred: np.ndarray, scale: Scale) -> dict[str, flo
 def predict(net: torch.nn.Module, dataset: WindowDataset, batch_size: int = 512) -> np.ndarray:
     """Forecasts for every window of ``dataset``: (n_windows, horizon, n_targets), scaled space."""
     net.eval()
-    out = [net(x) for x, _, _ in window_loader(dataset, batch_size, shuffle=False)]
+    out = [net(batch[0], *batch[3:]) for batch in window_loader(dataset, batch_size, shuffle=False)]
     return torch.cat(out).numpy()
 
 

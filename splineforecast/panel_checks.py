@@ -32,7 +32,7 @@ def _config_error(message: str) -> ContractError:
 
 def check_panel_config(cfg: Config) -> None:
     """Refuse panel settings no run can use (CONFIG_ERROR naming the key and the value): data.target,
-    data.series_column, data.scaler, data.max_windows_per_series, data.n_jobs and
+    data.series_column, data.scaler, data.max_windows_per_series, data.n_jobs, model.series_embedding and
     the calendar cutoffs; the panel-only ones are refused for one series."""
     d = cfg.data
     targets = target_names(d.target)
@@ -40,6 +40,8 @@ def check_panel_config(cfg: Config) -> None:
         raise _config_error(f"`data.scaler` ({d.scaler}) must be one of {list(SCALERS)}")
     if d.max_windows_per_series is not None and d.max_windows_per_series < 1:
         raise _config_error(f"`data.max_windows_per_series` ({d.max_windows_per_series}) must be >= 1, or null")
+    if cfg.model.series_embedding < 0:
+        raise _config_error(f"`model.series_embedding` ({cfg.model.series_embedding}) must be >= 0")
     if d.n_jobs == 0 or d.n_jobs < -1:
         raise _config_error(f"`data.n_jobs` ({d.n_jobs}) must be >= 1, or -1 for every core")
     calendar_cutoffs(d.split)
@@ -50,6 +52,7 @@ def check_panel_config(cfg: Config) -> None:
     elif isinstance(d.target, str):  # one series: the panel-only keys have nothing to act on
         only: dict[str, Any] = {
             "data.max_windows_per_series": d.max_windows_per_series,
+            "model.series_embedding": cfg.model.series_embedding or None,
             "data.split.val_start": d.split.val_start,
             "data.split.test_start": d.split.test_start,
         }

@@ -145,7 +145,8 @@ def train(cfg: Config, paths: RunPaths, tracker: Tracker, inputs: ProcessedInput
 
 def _windows(cfg: Config, inputs: ProcessedInputs) -> WindowDataModule:
     d, processed = cfg.data, inputs.processed
-    spec = DataSpec(len(processed.feature_names), d.lookback, d.horizon, tuple(processed.target_indices))
+    n_series = 0 if processed.series_ids is None else len(processed.series_ids)
+    spec = DataSpec(len(processed.feature_names), d.lookback, d.horizon, tuple(processed.target_indices), n_series)
     return WindowDataModule(
         processed.values,
         processed.observed_mask,

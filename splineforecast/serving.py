@@ -143,11 +143,12 @@ def last_window(
     return index, window
 
 
-def run_network(net: nn.Module, windows: np.ndarray, horizon: int) -> np.ndarray:
-    """(n, lookback, n_features) scaled windows -> (n, horizon) scaled forecasts of the one target."""
+def run_network(net: nn.Module, windows: np.ndarray, horizon: int, series: np.ndarray | None = None) -> np.ndarray:
+    """(n, lookback, n_features) scaled windows (and a panel's series indices) -> (n, horizon) scaled forecasts."""
     net.eval()  # dropout off: the same history gives the same forecast
+    x = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
     with torch.no_grad():
-        out = net(torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)))  # (n, horizon, n_targets)
+        out = net(x) if series is None else net(x, torch.as_tensor(series, dtype=torch.long))  # (n, horizon, 1)
     if tuple(out.shape[1:]) != (horizon, 1):
         raise _contract(f"the network forecasts shape {tuple(out.shape[1:])}, expected horizon {horizon} x 1 target")
     return out[:, :, 0].numpy().astype(np.float64)

@@ -86,7 +86,7 @@ def forecast_panel(
         listed = "; ".join(m for _, m in failed[:MAX_LISTED])
         more = f" (and {len(failed) - MAX_LISTED} more)" if len(failed) > MAX_LISTED else ""
         raise ContractError(failed[0][0], f"{len(failed)} series cannot be forecast: {listed}{more}")
-    scaled = run_network(net, np.stack(windows), settings.horizon)
+    scaled = run_network(net, np.stack(windows), settings.horizon, np.asarray(members))
     return _frame(scaled, ends, members, pre, settings, column)
 
 

@@ -55,8 +55,11 @@ class WindowDataset(Dataset):
         observed_mask: np.ndarray,
         starts: np.ndarray,
         spec: DataSpec,
+        series: np.ndarray | None = None,
     ) -> None:
         span = spec.lookback + spec.horizon
+        # a panel: the series index of each window, handed out as a fourth item
+        self.series = None if series is None else torch.as_tensor(series, dtype=torch.long)
         self.spec = spec
         self.starts = torch.as_tensor(starts, dtype=torch.long)
         targets = torch.as_tensor(spec.target_indices, dtype=torch.long)
@@ -70,18 +73,20 @@ class WindowDataset(Dataset):
     def __len__(self) -> int:
         return len(self.starts)
 
-    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, ...]:
         L = self.spec.lookback
-        s = self.starts[torch.as_tensor(indices, dtype=torch.long)]
+        picked = torch.as_tensor(indices, dtype=torch.long)
+        s = self.starts[picked]
         w = self._windows[s]  # (batch, F, lookback + horizon)
         x = w[:, :, :L].transpose(1, 2)  # (batch, lookback, F)
         y = w[:, self._targets, L:].transpose(1, 2)  # (batch, horizon, n_targets)
         m = self._masks[s][:, :, L:].transpose(1, 2)  # (batch, horizon, n_targets)
+        if self.series is not None:
+            return x.contiguous(), y.contiguous(), m.contiguous(), self.series[picked]
         return x.contiguous(), y.contiguous(), m.contiguous()
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x, y, m = self.__getitems__([index])
-        return x[0], y[0], m[0]
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        return tuple(t[0] for t in self.__getitems__([index]))
 
 
 def _as_batch(batch: Any) -> Any:
@@ -235,7 +240,7 @@ class WindowDataModule(pl.LightningDataModule):
                     + (f" ({dropped} dropped for unfilled gaps)" if dropped else "")
                     + "; lower data.lookback/data.horizon or give that part more rows",
                 )
-            self.datasets[name] = WindowDataset(values, observed_mask, starts, spec)
+            self.datasets[name] = WindowDataset(values, observed_mask, starts, spec, groups if spec.n_series else None)
             self.groups[name] = groups
             self.n_dropped[name] = dropped
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +14,7 @@ from splineforecast.data.panel import SeriesFrame
 from splineforecast.data.panel_preprocess import PanelPreprocessor
 from splineforecast.data.preprocess import Preprocessor
 from splineforecast.data.splits import time_splits
+from splineforecast.models.factory import build_network
 from splineforecast.models.spec import DataSpec
 from splineforecast.windows import EpochShuffle, part_windows
 
@@ -118,3 +120,17 @@ def test_the_per_series_cap_draws_at_most_that_many_windows_of_each_series_anew_
     again = EpochShuffle(len(groups), seed=5, groups=groups, per_group=5)
     again.set_epoch(1)
     assert list(again) == epochs[1]  # (seed, epoch) decide the draw: a resumed run sees the same batches
+
+
+def test_a_series_embedding_makes_the_same_window_forecast_differently_per_series() -> None:
+    model = {"name": "gru", "hidden_size": 8, "num_layers": 1, "dropout": 0.0, "norm": "last", "skip": True}
+    torch.manual_seed(0)
+    net = build_network({**model, "series_embedding": 3}, DataSpec(1, 12, 4, (0,), n_series=5)).eval()
+    x = torch.randn(1, 12, 1).repeat(5, 1, 1)  # one window, once per series
+    out = net(x, torch.arange(5))
+    assert net.embed is not None and tuple(net.embed.weight.shape) == (5, 3)
+    assert not torch.allclose(out[0], out[1])
+    with pytest.raises(ValueError, match="series index"):
+        net(x)
+    plain = build_network(model, DataSpec(1, 12, 4, (0,), n_series=5)).eval()
+    assert plain.embed is None and torch.equal(plain(x, torch.arange(5)), plain(x))

@@ -64,8 +64,10 @@ def test_a_panel_of_one_series_gives_the_one_series_numbers(cli: Cli) -> None:
 
 def test_a_panel_trains_scores_each_series_and_forecasts_every_series(cli: Cli) -> None:
     path = _long_csv(cli.root / "long.csv", SHIFTS)
-    _ok(cli(*SMOKE, f"data.path={path}", "data.series_column=site", "run_id=sites"))
+    _ok(cli(*SMOKE, f"data.path={path}", "data.series_column=site", "model.series_embedding=3", "run_id=sites"))
     paths = RunPaths(cli.artifacts, "sites")
+    weights = torch.load(paths.best_ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    assert tuple(weights["net.embed.weight"].shape) == (3, 3)  # a vector per series
     per_series = pd.read_csv(paths.per_series_csv, dtype={"site": str})
     assert sorted(per_series["site"]) == sorted(SHIFTS) and (per_series["n_points"] > 0).all()
     metrics = _metrics(cli, "sites")

@@ -25,6 +25,8 @@ def _recurrent(cell: str) -> Callable[[dict[str, Any], DataSpec], nn.Module]:
             dropout=cfg["dropout"],
             norm=cfg["norm"],
             skip=cfg["skip"],
+            n_series=spec.n_series,
+            series_embedding=cfg.get("series_embedding", 0),  # absent in checkpoints of 0.1.0
         )
 
     return build

@@ -32,12 +32,12 @@ class ForecastModule(pl.LightningModule):
         self.lr, self.weight_decay = model["lr"], model["weight_decay"]
         self.net = build_network(model, DataSpec(**{**spec, "target_indices": tuple(spec["target_indices"])}))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+    def forward(self, x: torch.Tensor, series: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(x, series)
 
     def _step(self, batch: tuple[torch.Tensor, ...], stage: str) -> torch.Tensor:
-        x, y, mask = batch
-        loss = masked_mse(self(x), y, mask)
+        x, y, mask, *series = batch  # a panel's batches carry each window's series index
+        loss = masked_mse(self(x, *series), y, mask)
         if not torch.isfinite(loss):
             # stop before the optimizer or a checkpoint can take non-finite weights
             raise ContractError(
@@ -57,7 +57,7 @@ class ForecastModule(pl.LightningModule):
         return self._step(batch, "val")
 
     def predict_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
-        return self(batch[0])
+        return self(batch[0], *batch[3:])
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)

@@ -24,6 +24,8 @@ class RecurrentForecaster(nn.Module):
         hidden_size, num_layers, dropout: the recurrent core.
         norm: ``last``, ``mean`` or ``none``.
         skip: add the linear lookback -> horizon path.
+        n_series, series_embedding: a panel's series count and the size of the learned vector of each
+            series, fed beside the (normalised) inputs at every step; 0 = none.
     """
 
     def __init__(
@@ -38,14 +40,17 @@ class RecurrentForecaster(nn.Module):
         dropout: float = 0.0,
         norm: str = "last",
         skip: bool = True,
+        n_series: int = 0,
+        series_embedding: int = 0,
     ) -> None:
         super().__init__()
         rnn_cls = getattr(nn, CELLS[cell])
         self.horizon, self.n_targets, self.norm = horizon, len(target_indices), norm
         self.target_indices: torch.Tensor
         self.register_buffer("target_indices", torch.as_tensor(target_indices, dtype=torch.long))
+        self.embed = nn.Embedding(n_series, series_embedding) if n_series and series_embedding else None
         self.rnn = rnn_cls(
-            n_features,
+            n_features + (series_embedding if self.embed is not None else 0),
             hidden_size,
             num_layers=num_layers,
             dropout=dropout if num_layers > 1 else 0.0,
@@ -54,8 +59,8 @@ class RecurrentForecaster(nn.Module):
         self.head = nn.Linear(hidden_size, horizon * self.n_targets)
         self.skip = nn.Linear(lookback, horizon) if skip else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(batch, lookback, n_features) -> (batch, horizon, n_targets)."""
+    def forward(self, x: torch.Tensor, series: torch.Tensor | None = None) -> torch.Tensor:
+        """(batch, lookback, n_features), and each window's series index for a panel -> (batch, horizon, n_targets)."""
         if self.norm == "last":
             level = x[:, -1:, :]  # (batch, 1, n_features)
         elif self.norm == "mean":
@@ -63,7 +68,13 @@ class RecurrentForecaster(nn.Module):
         else:
             level = torch.zeros_like(x[:, -1:, :])
         z = x - level
-        out, _ = self.rnn(z)  # (batch, lookback, hidden)
+        inputs = z
+        if self.embed is not None:
+            if series is None:
+                raise ValueError("this network has a series embedding: pass each window's series index")
+            vector = self.embed(series)[:, None, :].expand(-1, z.shape[1], -1)  # (batch, lookback, dim)
+            inputs = torch.cat([z, vector], dim=2)
+        out, _ = self.rnn(inputs)  # (batch, lookback, hidden)
         y = self.head(out[:, -1]).view(-1, self.horizon, self.n_targets)
         z_target = z[:, :, self.target_indices]  # (batch, lookback, n_targets)
         if self.skip is not None:

@@ -17,6 +17,7 @@ class DataSpec:
     lookback: int
     horizon: int
     target_indices: tuple[int, ...]
+    n_series: int = 0  # a panel: the series the windows come from (their index is fed with each window)
 
     @property
     def n_targets(self) -> int:

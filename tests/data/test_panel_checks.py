@@ -271,6 +271,7 @@ def test_a_wide_table_makes_each_listed_column_a_series(compose: Compose, tmp_pa
 BAD_CONFIG = [
     (["data.scaler=minmax"], "`data.scaler` (minmax) must be one of ['per_series', 'global']"),
     ([*PANEL, "data.max_windows_per_series=0"], "`data.max_windows_per_series` (0) must be >= 1"),
+    ([*PANEL, "model.series_embedding=-1"], "`model.series_embedding` (-1) must be >= 0"),
     (["data.n_jobs=0"], "`data.n_jobs` (0) must be >= 1, or -1"),
     (["data.n_jobs=-2"], "`data.n_jobs` (-2) must be >= 1, or -1"),
     (["data.target=[]"], "`data.target` ([]) must be a column name, or a non-empty list"),
@@ -282,6 +283,7 @@ BAD_CONFIG = [
     (["data.series_column=co2"], "`data.series_column` ('co2') is the target"),
     (["data.series_column=x", "covariate.dynamic=[x]"], "`data.series_column` ('x') is a covariate"),
     (["data.max_windows_per_series=5"], "`data.max_windows_per_series` (5) applies to panels only"),
+    (["model.series_embedding=8"], "`model.series_embedding` (8) applies to panels only"),
     ([*PANEL, "data.split.val_start=2020-01-01"], "`data.split.val_start` (2020-01-01) and `data.split.test_start`"),
     (
         [*PANEL, "data.split.val_start=2020-03-01", "data.split.test_start=2020-02-01"],
@@ -306,7 +308,7 @@ def test_panel_keys_are_refused_naming_key_and_value(compose: Compose, overrides
 @pytest.mark.parametrize(
     "overrides",
     [
-        [*PANEL, "data.scaler=global", "data.max_windows_per_series=3", "data.n_jobs=-1"],
+        [*PANEL, "data.scaler=global", "data.max_windows_per_series=3", "data.n_jobs=-1", "model.series_embedding=4"],
         [*PANEL, "data.split.val_start=2020-01-01", "data.split.test_start=2020-06-01"],
         ["data.target=[a,b]", "covariate.dynamic=[x]"],
         ["data.n_jobs=2", "data.scaler=global"],  # harmless for one series
