@@ -1,6 +1,6 @@
 """Panels through the real command: a one-series panel equals the one-series path; a panel of three
 series trains, scores per series, logs per_series.csv, forecasts every series (stage=predict and the
-pyfunc model in a fresh process) and names an unknown series; a killed panel run resumes into the
+pyfunc model in a fresh process, the API) and names an unknown series; a killed panel run resumes into the
 weights of a straight run."""
 
 from __future__ import annotations
@@ -17,9 +17,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from api_helpers import TOKEN, settings_for
 from conftest import Cli
+from fastapi.testclient import TestClient
 from mlflow import MlflowClient
 
+from splineforecast.api import create_app
 from splineforecast.artifacts import RunPaths
 
 pytestmark = pytest.mark.slow
@@ -102,6 +105,15 @@ def test_a_panel_trains_scores_each_series_and_forecasts_every_series(cli: Cli) 
     fresh = cli.run([sys.executable, "-c", script, str(path)])
     assert fresh.returncode == 0, fresh.stderr[-2000:]
     assert fresh.stdout.strip().splitlines()[-1] == str({s: 4 for s in sorted(SHIFTS)})
+
+    api = TestClient(create_app(settings_for(cli.root)), raise_server_exceptions=False)
+    recent = history.groupby("site").tail(30)
+    body = {"columns": list(recent.columns), "data": recent.to_numpy().tolist()}
+    served = api.post("/api/v1/runs/sites/forecast", json=body, headers={"X-API-Token": TOKEN})
+    assert served.status_code == 200, served.text
+    rows = pd.DataFrame(served.json()["forecast"])
+    assert rows.groupby("site").size().to_dict() == {s: 4 for s in SHIFTS}
+    np.testing.assert_allclose(rows.sort_values(["site", "step"])["co2"], forecast.sort_values(["site", "step"])["co2"])
 
     unknown = cli.root / "unknown.csv"
     history.assign(site=history["site"].replace({"west": "east"})).to_csv(unknown, index=False)
