@@ -88,6 +88,7 @@ class ModelConfig:
     skip: bool = True  # linear path from the lookback to the horizon, added to the recurrent head
     lr: float = 1e-3
     weight_decay: float = 0.0
+    loss: str = "mse"  # models.registry.LOSSES: mse, or mae (closer to what MAE, MASE and sMAPE score)
     # panels: a learned vector of this size per series, fed beside the inputs at every step; 0 = off.
     # A series the model was not trained on cannot be forecast (its scaling is unknown too)
     series_embedding: int = 0

@@ -86,7 +86,7 @@ def _check_covariate_names(cfg: Config) -> None:
 
 def _check_model(cfg: Config) -> None:
     model = cfg.model
-    check_model(model.name, model.norm)
+    check_model(model.name, model.norm, model.loss)
     for key in ("hidden_size", "num_layers"):
         if getattr(model, key) < 1:
             raise _config_error(f"`model.{key}` ({getattr(model, key)}) must be >= 1")

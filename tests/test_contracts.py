@@ -79,6 +79,7 @@ BAD_VALUES = [
     (["spline.max_gap=-1"], "`spline.max_gap` (-1) must be >= 0"),
     (["spline.kind=quadratic"], "`spline.kind` (quadratic) must be one of"),
     (["model.norm=median"], "`model.norm` (median) must be one of"),
+    (["model.loss=huber"], "`model.loss` (huber) must be one of ['mse', 'mae']"),
 ]
 
 

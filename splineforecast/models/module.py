@@ -18,8 +18,17 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> 
     return ((pred - target) ** 2 * weight).sum() / weight.sum().clamp_min(1.0)
 
 
+def masked_mae(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error over observed target points only."""
+    weight = mask.to(pred.dtype)
+    return ((pred - target).abs() * weight).sum() / weight.sum().clamp_min(1.0)
+
+
+LOSS_FUNCTIONS = {"mse": masked_mse, "mae": masked_mae}  # keys: models.registry.LOSSES
+
+
 class ForecastModule(pl.LightningModule):
-    """Trains a network from ``build_network`` with masked MSE in scaled space.
+    """Trains a network from ``build_network`` with a masked loss (``model.loss``: MSE or MAE) in scaled space.
 
     Args:
         model: the model config as a plain dict (``name``, sizes, ``lr``, ...).
@@ -30,6 +39,7 @@ class ForecastModule(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters(logger=False)  # plain values only: loads with weights_only
         self.lr, self.weight_decay = model["lr"], model["weight_decay"]
+        self.loss = LOSS_FUNCTIONS[model.get("loss", "mse")]
         self.net = build_network(model, DataSpec(**{**spec, "target_indices": tuple(spec["target_indices"])}))
 
     def forward(self, x: torch.Tensor, series: torch.Tensor | None = None) -> torch.Tensor:
@@ -37,7 +47,7 @@ class ForecastModule(pl.LightningModule):
 
     def _step(self, batch: tuple[torch.Tensor, ...], stage: str) -> torch.Tensor:
         x, y, mask, *series = batch  # a panel's batches carry each window's series index
-        loss = masked_mse(self(x, *series), y, mask)
+        loss = self.loss(self(x, *series), y, mask)
         if not torch.isfinite(loss):
             # stop before the optimizer or a checkpoint can take non-finite weights
             raise ContractError(

@@ -107,3 +107,15 @@ def test_unknown_model_name_is_a_config_error() -> None:
     with pytest.raises(ContractError) as info:
         build_network(_model_cfg("transformer", "last"), SPEC)
     assert info.value.code is ErrorCode.CONFIG_ERROR
+
+
+def test_the_losses_score_observed_points_only_and_every_registered_loss_exists() -> None:
+    from splineforecast.models.module import LOSS_FUNCTIONS
+    from splineforecast.models.registry import LOSSES
+
+    assert tuple(LOSS_FUNCTIONS) == LOSSES
+    pred = torch.tensor([[1.0, 2.0, 10.0]])
+    target = torch.tensor([[0.0, 4.0, -50.0]])
+    mask = torch.tensor([[True, True, False]])  # the last point was imputed: no loss
+    assert LOSS_FUNCTIONS["mae"](pred, target, mask).item() == pytest.approx(1.5)
+    assert LOSS_FUNCTIONS["mse"](pred, target, mask).item() == pytest.approx(2.5)
