@@ -212,6 +212,16 @@ def check_window_counts(split: Split, lookback: int, horizon: int) -> None:
             )
 
 
+def read_declared(cfg: Config) -> tuple[Path, pd.DataFrame, list[Covariate]]:
+    """The data file, its table (text cells) and the declared covariates (checked against the spec, if any)."""
+    d, cov = cfg.data, cfg.covariate
+    source = io.resolve_path(d.path, d.bundled)
+    spec = read_spec(cov.spec) if cov.spec else None
+    table = io.read_csv(source, d.delimiter)
+    spec_types = check_spec(spec, cov.dynamic, cov.static, list(table.columns)) if spec is not None else None
+    return source, table, declared_covariates(cov.dynamic, cov.static, cov.types, spec_types)
+
+
 def check_raw(cfg: Config) -> RawInputs | PanelRawInputs:
     """Check the raw table of stage=all/preprocess: file, schema, split, window counts (a panel's:
     ``panel_checks.check_panel_raw``)."""
@@ -220,11 +230,7 @@ def check_raw(cfg: Config) -> RawInputs | PanelRawInputs:
 
         return check_panel_raw(cfg)
     d, cov = cfg.data, cfg.covariate
-    source = io.resolve_path(d.path, d.bundled)
-    spec = read_spec(cov.spec) if cov.spec else None
-    table = io.read_csv(source, d.delimiter)
-    spec_types = check_spec(spec, cov.dynamic, cov.static, list(table.columns)) if spec is not None else None
-    covariates = declared_covariates(cov.dynamic, cov.static, cov.types, spec_types)
+    source, table, covariates = read_declared(cfg)
     raw = io.select(table, source, d.time_column, [d.target, *cov.dynamic, *cov.static])
     numeric = [c.name for c in covariates if c.type == "numeric"]
     frame, freq, notes = schema.validate(raw, d.time_column, d.target, d.freq, numeric, d.time_format)

@@ -9,9 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from splineforecast.config import Config
-from splineforecast.contracts import PanelRawInputs
+from splineforecast.contracts import PanelRawInputs, read_declared
 from splineforecast.data import io
-from splineforecast.data.covariates import check_spec, declared_covariates, read_spec
 from splineforecast.data.panel import (
     SCALERS,
     WIDE_SERIES_COLUMN,
@@ -86,11 +85,7 @@ def check_panel_raw(cfg: Config) -> PanelRawInputs:
             line, CONFIG_ERROR, INSUFFICIENT_DATA_ERROR when no series holds a window in every part).
     """
     d, cov = cfg.data, cfg.covariate
-    source = io.resolve_path(d.path, d.bundled)
-    spec = read_spec(cov.spec) if cov.spec else None
-    table = io.read_csv(source, d.delimiter)
-    spec_types = check_spec(spec, cov.dynamic, cov.static, list(table.columns)) if spec is not None else None
-    covariates = declared_covariates(cov.dynamic, cov.static, cov.types, spec_types)
+    source, table, covariates = read_declared(cfg)
     numeric = [c.name for c in covariates if c.type == "numeric"]
     covariate_names = [*cov.dynamic, *cov.static]
     if d.series_column is None:  # a wide table: each listed column is one series

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import matplotlib
 
@@ -25,6 +26,11 @@ def plot_forecast(tf: TestForecast, timestamps: np.ndarray, lookback: int, title
     ax.plot(timestamps[origins], tf.forecast[:, 0], lw=1, label="forecast, 1 step ahead")
     if horizon > 1:
         ax.plot(timestamps[origins + horizon - 1], tf.forecast[:, -1], lw=1, label=f"forecast, {horizon} steps ahead")
+    return _png(fig, ax, title)
+
+
+def _png(fig: Any, ax: Any, title: str) -> bytes:
+    """Title and legend ``ax``; ``fig`` as PNG bytes (the figure is closed)."""
     ax.set_title(title)
     ax.legend(loc="best")
     fig.tight_layout()
@@ -42,13 +48,7 @@ def plot_distribution(values: np.ndarray, reference: float, title: str) -> bytes
     ax.axvline(reference, color="black", lw=1, ls="--", label=f"MASE {reference:g}")
     ax.set_xlabel("MASE per series")
     ax.set_ylabel("series")
-    ax.set_title(title)
-    ax.legend(loc="best")
-    fig.tight_layout()
-    png = io.BytesIO()
-    fig.savefig(png, format="png")
-    plt.close(fig)
-    return png.getvalue()
+    return _png(fig, ax, title)
 
 
 def render_panel_section(result: EvalResult, picks: dict[str, tuple[str, float, str]], mase_plot: str) -> str:
