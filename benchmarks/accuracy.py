@@ -1,8 +1,10 @@
-"""Accuracy on the ETTh protocol: LSTM and GRU, S and MS, horizons 24 and 96, beside naive baselines.
+"""Accuracy on the ETTh protocol: LSTM and GRU, S, MS and M, horizons 24 and 96, beside naive baselines.
 
     python benchmarks/accuracy.py --data /path/to/ETTh1.csv [--seeds 3] [--norm last] [--no-skip] [--quick]
 
-S forecasts OT from its own history; MS adds the six load columns as dynamic covariates. Every piece is
+S forecasts OT from its own history; MS adds the six load columns as dynamic covariates; M forecasts all
+seven columns as one wide panel with one global model (benchmarks/_multivariate.py), beside the published
+lookback-96 results. Every piece is
 the package's own: Split, Preprocessor (train-only scaling), WindowDataModule, ForecastModule, the
 Trainer of splineforecast.training.build_trainer (best checkpoint scored, as a run does), and
 splineforecast.evaluation for baselines and metrics. MSE/MAE are in the scaled space (the usual ETTh
@@ -16,12 +18,14 @@ import time
 from typing import Any
 
 import _common as common
+import _multivariate as multivariate
 import numpy as np
 
 from splineforecast.models.registry import MODEL_NAMES
 
 MODELS = MODEL_NAMES
-SETTINGS = ("S", "MS")
+SETTINGS = ("S", "MS", "M")
+DEFAULT_SETTINGS = ("S", "MS")  # M (about 10 minutes a seed here) runs when asked for
 HORIZONS = (24, 96)
 SEASON = 24
 METRIC_KEYS = ("mse_scaled", "mae_scaled", "mae", "rmse", "mase")
@@ -31,7 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = common.base_parser(__doc__.splitlines()[0], "accuracy")
     p.add_argument("--seeds", type=int, default=3, help="seeds per model (default 3; 1 with --quick)")
     p.add_argument("--models", default=",".join(MODELS), help=f"comma list of {','.join(MODELS)}")
-    p.add_argument("--settings", default=",".join(SETTINGS), help="comma list of S,MS")
+    p.add_argument("--settings", default=",".join(DEFAULT_SETTINGS), help="comma list of S,MS,M (default S,MS)")
     p.add_argument("--horizons", default=",".join(map(str, HORIZONS)), help="comma list (default 24,96)")
     p.add_argument("--norm", choices=("last", "mean", "none"), default="last", help="window normalisation")
     p.add_argument("--skip", action=argparse.BooleanOptionalAction, default=True, help="the linear skip path")
@@ -40,6 +44,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--layers", type=int, default=2)
+    p.add_argument(
+        "--max-windows-per-series",
+        type=int,
+        default=4000,
+        help="M: train windows drawn per channel and epoch (data.max_windows_per_series; 0 = all)",
+    )
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default 0: torch's own choice)")
     p.add_argument("--quick", action="store_true", help="smoke run: 1 epoch of 10 batches, 1 seed")
     args = p.parse_args(argv)
     args.models = [m.strip().lower() for m in args.models.split(",") if m.strip()]
@@ -219,10 +230,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     frame = common.read_etth(args.data, split.n_rows)
     rows: list[dict[str, Any]] = []
     for setting in args.settings:
+        if setting == "M":
+            for horizon in args.horizons:
+                rows += multivariate.run_horizon(args, horizon, fit_best, trainer_config(args))
+            continue
         prepared = prepare(frame, split, setting)
         for horizon in args.horizons:
             rows += run_horizon(args, frame, split, prepared, setting, horizon)
-    return {"rows": rows, "summary": summarise(rows)}
+    published = multivariate.published_rows() if "M" in args.settings else []
+    return {"rows": rows, "summary": summarise(rows), "published": published}
 
 
 def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -255,6 +271,10 @@ def summary_lines(summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print its summary table and write its JSON."""
     args = parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)  # on a shared CPU, one thread each is often faster
     started = time.time()
     result = run(args)
     seconds = time.time() - started
@@ -263,6 +283,14 @@ def main(argv: list[str] | None = None) -> int:
         f"mean ± std over seeds)"
     )
     print(common.table(summary_lines(result["summary"]), ("setting", "horizon", "model", "seeds", *METRIC_KEYS)))
+    if result["published"]:
+        print("\nETTh1 M, horizon 96, lookback 96: ours beside the published results (scaled MSE / MAE)")
+        print(
+            common.table(
+                multivariate.comparison(result["summary"], args.lookback),
+                ("model", "source", "mse_scaled", "mae_scaled"),
+            )
+        )
     common.save_result(args.out, "accuracy", common.run_config(args), seconds=seconds, **result)
     return 0
 
