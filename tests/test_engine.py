@@ -3,7 +3,10 @@ for bit, in order; a scheduler that does not answer is refused within seconds.""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -158,3 +161,18 @@ def test_a_scheduler_without_workers_is_refused_not_waited_on() -> None:
             series_mapper(1, cluster.scheduler_address)
         assert time.monotonic() - start < CONNECT_TIMEOUT_S + 10
     assert info.value.code is ErrorCode.RUNNER_EXEC_ERROR and "no worker" in info.value.message
+
+
+@pytest.mark.slow
+def test_the_panel_scale_benchmark_runs_end_to_end(tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "panel_scale.py"
+    out = tmp_path / "panel_scale.json"
+    argv = [sys.executable, str(script), "--quick", "--cluster", "--out", str(out)]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "rss_over_raw" in proc.stdout and "cluster_identical" in proc.stdout  # the printed table
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["series"] for r in rows] == [20, 40]
+    assert all(r["cluster_identical"] is True for r in rows)
+    assert all(r["peak_rss_mb"] > r["base_rss_mb"] and r["windows_per_s"] > 0 for r in rows)
+    assert all(r["raw_f32_mb"] == r["series"] * 300 * 4 / 2**20 and r["unfilled"] == 0 for r in rows)
