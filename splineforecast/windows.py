@@ -20,14 +20,26 @@ from splineforecast.errors import ContractError, ErrorCode
 from splineforecast.models.spec import DataSpec
 
 
+def bad_row_counts(values: np.ndarray) -> np.ndarray:
+    """(T + 1,) prefix sums of the rows holding an unfilled gap: rows [a, b) hold ``c[b] - c[a]`` of them."""
+    return np.concatenate(([0], np.cumsum(np.isnan(values).any(axis=1), dtype=np.int64)))
+
+
 def window_starts(
-    values: np.ndarray, part: tuple[int, int], lookback: int, horizon: int, stride: int, first: int = 0
+    values: np.ndarray,
+    part: tuple[int, int],
+    lookback: int,
+    horizon: int,
+    stride: int,
+    first: int = 0,
+    bad_rows: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """Start rows of the complete windows whose targets lie in ``part``.
 
     Args:
         first: the first row of the series holding ``part``: no window starts before it (in a panel,
             series lie end to end, and no window crosses from one into the next).
+        bad_rows: :func:`bad_row_counts` of ``values``, when the caller has it (a panel: once for all series).
 
     Returns:
         The start rows, and how many windows were dropped for touching an unfilled gap.
@@ -36,9 +48,8 @@ def window_starts(
     starts = np.arange(max(first, a - lookback), b - lookback - horizon + 1, stride, dtype=np.int64)
     if starts.size == 0:
         return starts, 0
-    bad_row = np.isnan(values).any(axis=1).astype(np.int64)
     # windows touching an unfilled gap: a prefix sum counts bad rows in [s, s + L + H)
-    csum = np.concatenate(([0], np.cumsum(bad_row)))
+    csum = bad_row_counts(values) if bad_rows is None else bad_rows
     bad = csum[starts + lookback + horizon] - csum[starts] > 0
     return starts[~bad], int(bad.sum())
 
@@ -189,9 +200,10 @@ def part_windows(
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """The window starts of part ``name`` of every series, the series index of each, and the windows dropped."""
     starts, groups, dropped = [], [], 0
+    bad_rows = bad_row_counts(values)
     for i, (first, split) in enumerate(segments):
         a, b = split.parts()[name]
-        s, d = window_starts(values, (first + a, first + b), spec.lookback, spec.horizon, stride, first)
+        s, d = window_starts(values, (first + a, first + b), spec.lookback, spec.horizon, stride, first, bad_rows)
         starts.append(s)
         groups.append(np.full(len(s), i, dtype=np.int64))
         dropped += d
