@@ -15,7 +15,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 import _m4  # noqa: E402
-import _panel  # noqa: E402
+import m4  # noqa: E402
 
 HORIZON, SEASON, LOOKBACK = 8, 24, 48
 # a daily profile with mean 1: multiplicative seasonality
@@ -85,17 +85,14 @@ def test_naive2_reseasonalises_a_seasonal_series() -> None:
     assert not np.allclose(expected, x[-1])  # so naive would fail this
 
 
-def test_panel_windows_never_cross_a_series(tmp_path: Path) -> None:
-    _, _, history, _ = panel_files(tmp_path)
-    panel = _panel.build_panel(history, LOOKBACK, HORIZON)
-    assert panel.fallback.tolist() == [7] and panel.padded.tolist() == [6]
-    starts = np.concatenate([panel.train_starts, panel.val_starts])
-    series_of = np.searchsorted(panel.ends, starts, side="right")  # the series each window starts in
-    last_row = starts + LOOKBACK + HORIZON - 1
-    assert np.array_equal(np.searchsorted(panel.ends, last_row, side="right"), series_of)
-    # train targets stop before each series' val part; val targets are each series' last HORIZON points
-    assert np.all(panel.train_starts + LOOKBACK + HORIZON <= panel.ends[series_of[: panel.train_starts.size]] - HORIZON)
-    assert np.array_equal(panel.val_starts + LOOKBACK + HORIZON, panel.ends)
+def test_long_table_puts_train_then_test_on_one_grid(tmp_path: Path) -> None:
+    train, test, history, y = panel_files(tmp_path)
+    ids = _m4.read_wide(test).ids
+    table = m4.long_table(ids, history, y, "h")
+    h7 = table[table["unique_id"] == "H7"]  # 30 train points, then the 8 test points
+    assert h7["y"].tolist() == [*history[6], *y[6]] and h7["is_test"].tolist() == [False] * 30 + [True] * HORIZON
+    assert h7["ds"].iloc[0] == "2000-01-01T00:00:00" and h7["ds"].iloc[-1] == "2000-01-02T13:00:00"  # 38 hours
+    assert len(table) == sum(len(h) for h in history) + len(ids) * HORIZON
 
 
 def test_script_baselines_only(cli: Cli) -> None:
@@ -117,16 +114,34 @@ def test_script_baselines_only(cli: Cli) -> None:
 
 
 @pytest.mark.slow
-def test_script_quick_gru(cli: Cli) -> None:
-    stdout, payload, out = run_m4(cli, "--quick", "--model", "gru")
-    assert "gru seed=0" in stdout
-    assert payload["series"]["n_padded"] == 1
-    assert payload["series"]["n_fallback_naive2"] == 1 and payload["series"]["n_windowed"] == 7
+def test_script_trains_the_product_panel(cli: Cli) -> None:
+    runs = cli.root / "runs"
+    stdout, payload, out = run_m4(cli, "--quick", "--model", "gru", "--runs", str(runs))
+    assert "gru seed=0" in stdout and "2 left out, forecast by seasonal_naive" in stdout
+    series = payload["series"]
+    # H7 (30 points: 22 train rows < lookback + horizon) and H8 (5 points: no train rows) are left out
+    assert series["n_model"] == 6 and series["n_fallback_seasonal_naive"] == 2
+    assert sorted(series["left_out"]) == ["H7", "H8"]
     forecasts = pd.read_csv(out / "forecasts.csv")
+    fallback = pd.read_csv(out / "forecasts_seasonal_naive.csv")
     assert forecasts.shape == (8, HORIZON + 1) and np.isfinite(forecasts.iloc[:, 1:].to_numpy()).all()
-    naive2 = pd.read_csv(out / "forecasts_naive2.csv")
-    assert forecasts.iloc[7].equals(naive2.iloc[7])  # the series without a train part takes Naive2's forecast
-    assert not forecasts.iloc[:7].equals(naive2.iloc[:7])  # the others are the model's
+    assert forecasts.iloc[6:].equals(fallback.iloc[6:])  # the left-out series take the named baseline
+    assert not np.allclose(forecasts.iloc[:6, 1:], fallback.iloc[:6, 1:])  # the others are the model's
     (seed,) = payload["seeds"]
-    assert seed["epochs"] >= 0 and seed["windows"]["val"] == 7 and seed["fit_forecast_seconds"] > 0
-    assert payload["rows"][0]["method"] == "gru (mean of 1 seeds)" and np.isfinite(payload["rows"][0]["owa"])
+    assert seed["windows"]["val"] == 6 and seed["windows"]["test"] == 6 and seed["epochs"] == 1
+    # the written forecasts are those the product scored: per_series.csv's MAE from them and the test file
+    _, _, history, y = panel_files(cli.root)
+    run = runs / "artifacts"
+    scored = pd.read_csv(run / "metrics" / seed["run_id"] / "per_series.csv").set_index("unique_id")
+    mae = np.mean(np.abs(y[:6] - forecasts.iloc[:6, 1:].to_numpy()), axis=1)
+    assert mae == pytest.approx(scored.loc[[f"H{i + 1}" for i in range(6)], "mae"].to_numpy(), rel=1e-6)
+    # the product's test part is each series' 8 M4 test points; scaling saw only the train part before val
+    contract = json.loads((run / "processed" / seed["run_id"] / "split_contract.json").read_text())
+    pre = json.loads((run / "preprocessor" / seed["run_id"] / "preprocessor.json").read_text())
+    for k, entry in enumerate(contract["series"]):
+        x = history[int(entry["id"][1:]) - 1]
+        assert (entry["test"]["start"], entry["test"]["stop"]) == (len(x), len(x) + HORIZON)
+        assert pre["series_ids"][k] == entry["id"]
+        assert pre["scalers"]["mean"][k][0] == pytest.approx(np.mean(x[:-HORIZON]))
+    row = payload["rows"][0]
+    assert row["method"] == "gru (mean of 1 seeds)" and row["owa"] == pytest.approx(seed["owa"])
