@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,7 +22,20 @@ from omegaconf import OmegaConf
 from splineforecast.config import Config, config_dir, register_configs
 from splineforecast.data import io
 
+if TYPE_CHECKING:  # the pipeline imports torch and Lightning: only where a run is made
+    from splineforecast.pipeline import RunResult
+
 Compose = Callable[[list[str]], Config]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One torch thread per process, here and in every command a test starts, unless OMP_NUM_THREADS is set.
+
+    Set before any test module imports torch (nothing this file imports does). The tests train on batches
+    of 2 to 32 windows, where a second intra-op thread costs more than it gives, and run several processes
+    at once (a test and its command, sweep workers, DDP ranks) on as few as 2 cores.
+    """
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def compose_config(overrides: list[str] | None = None) -> Config:
@@ -127,6 +142,16 @@ class Cli:
             timeout=timeout,
         )
 
+    def seed_store(self, template: Path) -> None:
+        """Give ``root`` an empty tracking store whose schema exists: a copy of ``template``.
+
+        The first command in a new folder spends seconds on MLflow's schema migrations; a test whose
+        subject is not that first run seeds the store and skips them (see ``migrated_store``).
+        """
+        db = self.root / "mlruns" / "mlflow.db"
+        db.parent.mkdir(parents=True)
+        shutil.copyfile(template, db)
+
     def __call__(self, *overrides: str, store: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         """Run the command to the end (see :meth:`command`)."""
         return self.run(self.command(*overrides, store=store), timeout=timeout)
@@ -143,10 +168,46 @@ class Cli:
         )
 
 
+def run_here(cli: Cli, mp: pytest.MonkeyPatch, *overrides: str) -> RunResult:
+    """``pipeline.run`` of ``overrides`` in this process, in ``cli``'s folder and store.
+
+    What ``cli(*overrides)`` would run, without a new interpreter importing torch, Lightning and MLflow:
+    for runs a test only needs as a reference or a starting point. Returns the ``RunResult``; a refusal
+    raises its ``ContractError``.
+    """
+    from splineforecast import pipeline
+
+    _isolate(mp, cli.root)
+    mp.delenv("MLFLOW_RUN_ID", raising=False)
+    args = [*overrides, *cli.store]
+    return pipeline.run(compose_config(args), overrides=args)
+
+
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
     """A :class:`Cli` rooted in ``tmp_path``."""
     return Cli(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def migrated_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow sqlite store with its schema and no run, made once per session, to copy (``Cli.seed_store``).
+
+    Its Default experiment keeps this folder as artifact location: not for ``mlflow run``, which logs there.
+    """
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    root = tmp_path_factory.mktemp("migrated")
+    store = SqlAlchemyStore(f"sqlite:///{root}/mlflow.db", str(root / "artifacts"))
+    store.engine.dispose()  # closed before it is copied
+    return root / "mlflow.db"
+
+
+@pytest.fixture
+def seeded(cli: Cli, migrated_store: Path) -> Cli:
+    """``cli`` with a migrated, empty tracking store: for tests whose subject is not a first run."""
+    cli.seed_store(migrated_store)
+    return cli
 
 
 def find_free_port() -> int:
