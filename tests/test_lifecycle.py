@@ -1,5 +1,10 @@
 """Run lifecycle with real processes and real signals: resume after kill -9 (after a plateau too) and
-after Ctrl-C mid-epoch, SIGTERM, a non-finite loss, a run_id held by a live process, resume equivalence."""
+after Ctrl-C mid-epoch, SIGTERM, a non-finite loss, a run_id held by a live process, resume equivalence.
+
+Each test's folder starts with a migrated, empty tracking store (``seeded``). The straight runs a resumed
+run must equal, the refusals and the non-finite loss run in this process (``run_here``); the signals,
+kills and resumes are real ``python -m splineforecast`` processes.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +17,12 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import Cli
+from conftest import Cli, run_here
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from splineforecast.artifacts import RunPaths
+from splineforecast.errors import ContractError, ErrorCode
 
 pytestmark = pytest.mark.slow
 
@@ -118,13 +124,23 @@ def _kill_9_on_a_plateau(cli: Cli, proc: subprocess.Popen[str], run_id: str, min
                 proc.communicate()
                 return last, best
             proc.send_signal(signal.SIGCONT)
-        time.sleep(0.05)
+        time.sleep(0.01)  # an epoch of data=tiny can take a fraction of a second
     raise AssertionError("no plateau epoch within 240 s")
 
 
-def test_kill_9_after_a_plateau_resumes_into_one_run_equal_to_a_straight_run(cli: Cli) -> None:
-    straight = cli(*TRAIN, *PLATEAU, "run_id=straight")
-    assert straight.returncode == 0, straight.stderr
+def _refused(cli: Cli, mp: pytest.MonkeyPatch, *overrides: str) -> str:
+    """The RUN_CONFLICT message (exit 29) of a run of ``overrides`` in this process."""
+    with pytest.raises(ContractError) as err:
+        run_here(cli, mp, *overrides)
+    assert err.value.code is ErrorCode.RUN_CONFLICT and err.value.exit_code == 29
+    return err.value.message
+
+
+def test_kill_9_after_a_plateau_resumes_into_one_run_equal_to_a_straight_run(
+    seeded: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli = seeded
+    run_here(cli, monkeypatch, *TRAIN, *PLATEAU, "run_id=straight")
     # the last checkpoint is the last epoch even when it did not improve, and the count says so
     assert _epoch(_paths(cli, "straight").last_ckpt) == EPOCHS - 1
     assert _epoch(_paths(cli, "straight").best_ckpt) < EPOCHS - 1
@@ -133,6 +149,10 @@ def test_kill_9_after_a_plateau_resumes_into_one_run_equal_to_a_straight_run(cli
     proc = cli.start(*TRAIN, *PLATEAU, "run_id=killed")
     last, best = _kill_9_on_a_plateau(cli, proc, "killed", min_epoch=2)
     assert best < last < EPOCHS - 1
+
+    # a changed config does not resume the killed run (and the refusal leaves it resumable)
+    message = _refused(cli, monkeypatch, *TRAIN, *PLATEAU, "run_id=killed", "model.hidden_size=16")
+    assert "model.hidden_size" in message and "'64' -> '16'" in message
 
     again = cli(*TRAIN, *PLATEAU, "run_id=killed")
     assert again.returncode == 0, again.stderr
@@ -151,10 +171,21 @@ def test_kill_9_after_a_plateau_resumes_into_one_run_equal_to_a_straight_run(cli
     assert trained[0]["metrics"]["mae"] == pytest.approx(trained[1]["metrics"]["mae"], rel=1e-5)
 
 
-def test_ctrl_c_mid_epoch_resumes_at_the_next_batch_equal_to_a_straight_run(cli: Cli) -> None:
-    settings = [*TRAIN, *MID_EPOCH]
-    straight = cli(*settings, "run_id=straight")
-    assert straight.returncode == 0, straight.stderr
+def _assert_interrupted(cli: Cli, run_id: str, stderr: str, code: int) -> dict[str, Any]:
+    """The run stopped by a signal: the INTERRUPTED payload with ``code``, last.ckpt resumable, KILLED."""
+    payload = _payload(stderr)
+    assert payload["exit_code"] == code and payload["error"]["code"] == "INTERRUPTED"
+    state = _load(_paths(cli, run_id).last_ckpt)
+    assert state["state_dict"] and "optimizer_states" in state
+    assert _runs(cli)[run_id].info.status == "KILLED"
+    return state
+
+
+def test_ctrl_c_mid_epoch_resumes_at_the_next_batch_equal_to_a_straight_run(
+    seeded: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli, settings = seeded, [*TRAIN, *MID_EPOCH]
+    run_here(cli, monkeypatch, *settings, "run_id=straight")
     per_epoch = _load(_paths(cli, "straight").last_ckpt)["loops"]["fit_loop"]["epoch_loop.batch_progress"]
     batches = per_epoch["current"]["completed"]
 
@@ -163,7 +194,7 @@ def test_ctrl_c_mid_epoch_resumes_at_the_next_batch_equal_to_a_straight_run(cli:
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
-    state = _load(_paths(cli, "ctrlc").last_ckpt)
+    state = _assert_interrupted(cli, "ctrlc", stderr, 130)
     fit_loop = state["loops"]["fit_loop"]
     trained = fit_loop["epoch_loop.batch_progress"]["current"]["processed"]
     assert state["epoch"] == 1 and 0 < trained < batches  # stopped inside epoch 1
@@ -173,61 +204,43 @@ def test_ctrl_c_mid_epoch_resumes_at_the_next_batch_equal_to_a_straight_run(cli:
     again = cli(*settings, "run_id=ctrlc")
     assert again.returncode == 0, again.stderr
     assert "not resumable" not in again.stderr
+    assert _runs(cli)["ctrlc"].info.status == "FINISHED"
     assert sorted(_steps(cli, "ctrlc")) == [0, 1]
     # the resumed epoch trained the remaining batches in the straight run's order
     _assert_same_weights(cli, "straight", "ctrlc")
 
 
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_signal_saves_last_ckpt_and_marks_the_run_killed(cli: Cli, sig: int, code: int) -> None:
+def test_sigterm_saves_last_ckpt_and_marks_the_run_killed_and_a_held_run_id_is_refused(
+    seeded: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli = seeded
     proc = cli.start(*TRAIN, "run_id=sig")
     _wait_for_epoch(proc, _paths(cli, "sig").last_ckpt, 0)
-    proc.send_signal(sig)
+    proc.send_signal(signal.SIGSTOP)  # alive and holding the run_id, but not training on meanwhile
+    try:
+        message = _refused(cli, monkeypatch, *TRAIN, "run_id=sig")
+        assert f"in use by process {proc.pid}" in message
+    finally:
+        proc.send_signal(signal.SIGTERM)  # delivered when it continues
+        proc.send_signal(signal.SIGCONT)
     _, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == code, stderr
-    payload = _payload(stderr)
-    assert payload["exit_code"] == code and payload["error"]["code"] == "INTERRUPTED"
-    state = _load(_paths(cli, "sig").last_ckpt)
-    assert state["state_dict"] and "optimizer_states" in state
-    assert _runs(cli)["sig"].info.status == "KILLED"
+    assert proc.returncode == 143, stderr
+    _assert_interrupted(cli, "sig", stderr, 143)
     # and the same command resumes it to the end
     again = cli(*TRAIN, "run_id=sig")
     assert again.returncode == 0, again.stderr
     assert _runs(cli)["sig"].info.status == "FINISHED"
 
 
-def test_a_changed_config_does_not_resume(cli: Cli) -> None:
-    proc = cli.start(*TRAIN, "run_id=cfg")
-    _wait_for_epoch(proc, _paths(cli, "cfg").last_ckpt, 0)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
-    changed = cli(*TRAIN, "run_id=cfg", "model.hidden_size=16")
-    assert changed.returncode == 29, changed.stderr
-    message = _payload(changed.stderr)["error"]["message"]
-    assert "model.hidden_size" in message and "'64' -> '16'" in message
-
-
-def test_a_run_id_held_by_a_live_process_is_refused(cli: Cli) -> None:
-    # still training when the second one starts
-    proc = cli.start(*TRAIN, "run_id=held", "trainer.max_epochs=10000")
-    try:
-        _wait_for_epoch(proc, _paths(cli, "held").last_ckpt, 0)
-        second = cli(*TRAIN, "run_id=held", "trainer.max_epochs=10000")
-        assert second.returncode == 29, second.stderr
-        assert "in use by process" in _payload(second.stderr)["error"]["message"]
-    finally:
-        proc.kill()
-        proc.communicate()
-
-
-def test_non_finite_loss_exits_24_and_keeps_no_checkpoint(cli: Cli) -> None:
-    done = cli(*TRAIN, "run_id=nan", "model.lr=1e30")
-    assert done.returncode == 24, done.stderr
-    error = _payload(done.stderr)["error"]
-    assert error["code"] == "RUNNER_EXEC_ERROR" and "loss became" in error["message"]
+def test_non_finite_loss_exits_24_and_keeps_no_checkpoint(seeded: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    cli = seeded  # in this process: the error's payload and exit code on the command line, tests/test_exit_codes.py
+    with pytest.raises(ContractError) as err:
+        run_here(cli, monkeypatch, *TRAIN, "run_id=nan", "model.lr=1e30")
+    assert err.value.code is ErrorCode.RUNNER_EXEC_ERROR and err.value.exit_code == 24
+    assert "loss became" in err.value.message
     # the first step's update makes the second loss non-finite: the run stops in epoch 0, before any
     # validation end, so no checkpoint (and so no non-finite weights) was ever written
-    assert "at epoch 0, step 1" in error["message"]
+    assert "at epoch 0, step 1" in err.value.message
     paths = _paths(cli, "nan")
     assert not paths.best_ckpt.exists() and not paths.last_ckpt.exists()
     assert _runs(cli)["nan"].info.status == "FAILED"
