@@ -10,7 +10,8 @@ from mlflow import MlflowClient
 
 
 @pytest.mark.slow
-def test_ddp_on_two_cpu_processes_logs_one_run_from_rank_zero(cli: Cli) -> None:
+def test_ddp_on_two_cpu_processes_logs_one_run_from_rank_zero(seeded: Cli) -> None:
+    cli = seeded
     done = cli("data=tiny", "trainer=ddp", "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "run_id=ddp")
     assert done.returncode == 0, done.stderr[-3000:]
     client = MlflowClient(cli.tracking_uri)
