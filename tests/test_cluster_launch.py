@@ -11,7 +11,8 @@ from mlflow import MlflowClient
 
 
 @pytest.mark.slow
-def test_submitit_local_sweep_records_every_job(cli: Cli) -> None:
+def test_submitit_local_sweep_records_every_job(seeded: Cli) -> None:
+    cli = seeded  # the jobs' race on a new store: tests/test_sweeps.py
     done = cli("-m", "hydra/launcher=submitit_local", "data=tiny", "trainer=smoke", "model=lstm,gru")
     assert done.returncode == 0, done.stderr[-3000:]
     client = MlflowClient(cli.tracking_uri)
