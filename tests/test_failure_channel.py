@@ -48,7 +48,8 @@ def test_a_stage_that_reads_a_run_needs_its_run_id(cli: Cli, stage: str, message
 
 
 @pytest.mark.slow
-def test_a_preprocess_run_is_named_when_not_given(cli: Cli) -> None:
+def test_a_preprocess_run_is_named_when_not_given(seeded: Cli) -> None:
+    cli = seeded
     done = cli("stage=preprocess", "data=tiny")
     assert done.returncode == 0, done.stderr[-3000:]
     (run_id,) = re.findall(r"^run_id:\s+(\S+)$", done.stdout, flags=re.M)
