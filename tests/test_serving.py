@@ -176,9 +176,10 @@ def test_stage_predict_contracts(compose: Compose, isolated: list[str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def finished(isolated_module: tuple[Path, list[str]], compose: Compose) -> dict[str, Any]:
+def finished(isolated_module: tuple[Path, list[str]], compose: Compose, migrated_store: Path) -> dict[str, Any]:
     """One finished data=tiny trainer=smoke run, and a 60-row history with gaps written as CSV."""
     root, isolation = isolated_module
+    Cli(root).seed_store(migrated_store)
     overrides = ["data=tiny", "trainer=smoke", f"run_id={RUN_ID}", *isolation]
     result = pipeline.run(compose(overrides), overrides=overrides)
     history = pd.read_csv(TINY_CSV, dtype=str).tail(60).reset_index(drop=True)
