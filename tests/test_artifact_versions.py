@@ -15,7 +15,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-from conftest import Cli
+from conftest import Cli, run_here
 
 from splineforecast.api.runs import RunStore
 from splineforecast.artifacts import RunPaths
@@ -133,9 +133,11 @@ def test_legacy_metadata_without_a_version_reads_as_todays_layout() -> None:
 
 
 @pytest.mark.slow
-def test_stage_train_trains_from_legacy_processed_artifacts(legacy: Cli) -> None:
-    done = legacy("stage=train", "run_id=legacy", "data=tiny", "trainer=smoke")
-    assert done.returncode == 0, done.stderr[-2000:]
+def test_stage_train_trains_from_legacy_processed_artifacts(
+    legacy: Cli, migrated_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    legacy.seed_store(migrated_store)
+    run_here(legacy, monkeypatch, "stage=train", "run_id=legacy", "data=tiny", "trainer=smoke")  # in this process
     result = RunPaths(legacy.artifacts, "legacy").read_eval()
     assert result.run_id == "legacy" and result.training.epochs == 1 and result.scores.n_points > 0
     settings = RunPaths(legacy.artifacts, "legacy").read_serving()
