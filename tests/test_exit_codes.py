@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import Cli
+from conftest import Cli, run_here
 
 BASE = "base"
 SMALL = ("data=tiny", "trainer=smoke")
@@ -30,12 +30,16 @@ def _tree(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def codes(tmp_path_factory: pytest.TempPathFactory) -> Cli:
-    """The command in a folder holding one finished run ``base`` and the hostile inputs of the tests."""
+def codes(tmp_path_factory: pytest.TempPathFactory, migrated_store: Path) -> Cli:
+    """The command in a folder holding one finished run ``base`` and the hostile inputs of the tests.
+
+    ``base`` is trained in this process: the refusals, each a command of its own, are the subject.
+    """
     cli = Cli(tmp_path_factory.mktemp("codes"))
     root = cli.root
-    done = cli(*SMALL, f"run_id={BASE}")
-    assert done.returncode == 0, done.stderr
+    cli.seed_store(migrated_store)
+    with pytest.MonkeyPatch.context() as mp:
+        run_here(cli, mp, *SMALL, f"run_id={BASE}")
     (root / "bad.csv").write_text("date,co2\n2020-01-04,1.0\n2020-01-11,abc\n")
     (root / "afile").write_text("not a folder")
     # processed artifacts in the run layout, each broken in one way
