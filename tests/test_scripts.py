@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
 import subprocess
 import sys
@@ -11,8 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import Cli
+from mlflow import MlflowClient
 
 from splineforecast.artifacts import RunPaths
+from splineforecast.tracking import RUN_ID_TAG
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 RUN_E2E = SCRIPTS / "run_e2e.sh"
@@ -79,17 +82,24 @@ def test_smoke_gate_fails_when_the_run_does_nothing(scripts: Cli) -> None:
 
 
 def test_run_e2e_trains_with_the_env_overrides(scripts: Cli) -> None:
+    """The command run to the end in a new folder, as a new user runs it, through the script."""
     env = {"RUN_ID": "e2e-1", "EPOCHS": "1", "LOOKBACK": "16", "HORIZON": "4"}
     proc = scripts.run([str(RUN_E2E), "data=tiny", "trainer=smoke", *scripts.store], env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert "run_id:        e2e-1" in proc.stdout
+    assert re.search(r"^run_id:\s+e2e-1$", proc.stdout, re.MULTILINE), proc.stdout
+    ui = re.search(r"^MLflow UI:\s+(.+?) -m mlflow ui --backend-store-uri (\S+)", proc.stdout, re.MULTILINE)
+    assert ui and ui.group(1) == sys.executable and ui.group(2) == scripts.tracking_uri  # works without a venv
     paths = RunPaths(scripts.artifacts, "e2e-1")
     metrics = json.loads(paths.metrics_json.read_text())
     assert metrics["run_id"] == "e2e-1"
     assert set(metrics["metrics"]) >= {"mae", "mse", "rmse", "mape", "r2", "mase"}
     config = yaml.safe_load(paths.config_yaml.read_text())
     assert (config["trainer"]["max_epochs"], config["data"]["lookback"], config["data"]["horizon"]) == (1, 16, 4)
-    assert (scripts.root / "mlruns/mlflow.db").is_file()
+    client = MlflowClient(scripts.tracking_uri)  # the store the overrides named holds the run, once
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("splineforecast").experiment_id], f"tags.`{RUN_ID_TAG}` = 'e2e-1'"
+    )
+    assert run.info.status == "FINISHED" and run.data.metrics["mae"] == pytest.approx(metrics["metrics"]["mae"])
 
 
 def test_run_e2e_maps_env_and_passes_arguments_through(scripts: Cli) -> None:
