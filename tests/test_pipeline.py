@@ -1,11 +1,12 @@
-"""End to end: data=tiny trainer=smoke into a temporary MLflow store; the CLI's exit codes."""
+"""End to end: data=tiny trainer=smoke into a temporary MLflow store; the CLI's exit codes.
+
+The command trained to the end in a new folder: tests/test_scripts.py (scripts/run_e2e.sh runs it).
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -192,20 +193,6 @@ def test_rerun_of_a_finished_run_conflicts_unless_overwrite(isolated: list[str],
         [client.get_run(replaced.mlflow_run_id).info.experiment_id], f"tags.`{RUN_ID_TAG}` = 'again'"
     )
     assert [r.info.run_id for r in live] == [replaced.mlflow_run_id]
-
-
-@pytest.mark.slow
-def test_cli_run_exits_0_and_prints_the_run_id(cli: Cli) -> None:
-    proc = cli("data=tiny", "trainer=smoke", "run_id=t1")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert re.search(r"^run_id:\s+t1$", proc.stdout, re.MULTILINE), proc.stdout
-    ui = re.search(r"^MLflow UI:\s+(.+?) -m mlflow ui --backend-store-uri (\S+)", proc.stdout, re.MULTILINE)
-    assert ui and ui.group(1) == sys.executable and ui.group(2) == cli.tracking_uri  # works without a venv
-    assert (cli.artifacts / "metrics" / "t1" / "metrics.json").is_file()
-    client = mlflow.MlflowClient(cli.tracking_uri)
-    experiment = client.get_experiment_by_name("splineforecast")
-    runs = client.search_runs([experiment.experiment_id], f"tags.`{RUN_ID_TAG}` = 't1'")
-    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
 
 
 REFUSALS = [
