@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -49,12 +50,18 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture
-def server(tmp_path_factory: pytest.TempPathFactory, free_port: int) -> Iterator[tuple[str, Path]]:
-    """``(url, artifacts folder)`` of an ``mlflow server`` on a free loopback port, outside the run's folder."""
+def server(
+    tmp_path_factory: pytest.TempPathFactory, free_port: int, migrated_store: Path
+) -> Iterator[tuple[str, Path]]:
+    """``(url, artifacts folder)`` of an ``mlflow server`` on a free loopback port, outside the run's folder.
+
+    Its store starts migrated and empty (a copy of ``migrated_store``): the server skips the migrations.
+    """
     tmp_path = tmp_path_factory.mktemp("server")
     url = f"http://127.0.0.1:{free_port}"
     served = tmp_path / "served"
     served.mkdir()
+    shutil.copyfile(migrated_store, served / "srv.db")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"  # no background job runner: the run is all we need
     command = [
