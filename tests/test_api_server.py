@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-from conftest import find_free_port
+from conftest import Cli, find_free_port
 
 pytestmark = pytest.mark.slow
 
@@ -23,8 +23,9 @@ TOKEN = "server-test-token-0123456789"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def server(tmp_path_factory: pytest.TempPathFactory, migrated_store: Path) -> Iterator[tuple[str, Path]]:
     root = tmp_path_factory.mktemp("api")
+    Cli(root).seed_store(migrated_store)  # a migrated, empty store: the first job skips the migrations
     port = find_free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPLINE_", "MLFLOW_"))}
     env.update(
