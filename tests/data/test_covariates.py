@@ -326,7 +326,10 @@ def _data_overrides(csv: Path, spec: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_run_with_covariates_end_to_end(tmp_path: Path, isolated: list[str], compose: Compose) -> None:
+def test_run_with_covariates_end_to_end(
+    tmp_path: Path, isolated: list[str], compose: Compose, migrated_store: Path
+) -> None:
+    Cli(tmp_path).seed_store(migrated_store)
     from splineforecast import pipeline
     from splineforecast.artifacts import RunPaths
 
