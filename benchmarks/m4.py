@@ -65,6 +65,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hidden", type=int, default=None, help="model.hidden_size (default: the product's)")
     p.add_argument("--layers", type=int, default=None, help="model.num_layers (default: the product's)")
     p.add_argument("--lr", type=float, default=None, help="model.lr (default: the product's)")
+    p.add_argument("--loss", default=None, help="model.loss (default: the product's)")
+    p.add_argument("--skip-init", default=None, help="model.skip_init (default: the product's)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, one per core)")
     p.add_argument(
         "--flush-denormal", action="store_true", help="torch.set_flush_denormal(True): subnormal floats as 0"
@@ -116,6 +118,8 @@ def product_overrides(args: argparse.Namespace, root: Path, csv: Path, seed: int
         "model.hidden_size": args.hidden,
         "model.num_layers": args.layers,
         "model.lr": args.lr,
+        "model.loss": args.loss,
+        "model.skip_init": args.skip_init,
         "trainer.limit_train_batches": 4 if args.quick else None,
     }
     return [

@@ -86,6 +86,9 @@ class ModelConfig:
     # to the window's last value, which handles level and trend
     norm: str = "last"
     skip: bool = True  # linear path from the lookback to the horizon, added to the recurrent head
+    # models.registry.SKIP_INITS: "seasonal" starts the skip path as the seasonal naive forecast
+    # (data.season_length) and the recurrent head at zero, so training begins at that baseline
+    skip_init: str = "random"
     lr: float = 1e-3
     weight_decay: float = 0.0
     loss: str = "mse"  # models.registry.LOSSES: mse, or mae (closer to what MAE, MASE and sMAPE score)

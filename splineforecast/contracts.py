@@ -86,7 +86,12 @@ def _check_covariate_names(cfg: Config) -> None:
 
 def _check_model(cfg: Config) -> None:
     model = cfg.model
-    check_model(model.name, model.norm, model.loss)
+    check_model(model.name, model.norm, model.loss, model.skip_init)
+    if model.skip_init == "seasonal" and not (model.skip and cfg.data.season_length <= cfg.data.lookback):
+        raise _config_error(
+            f"`model.skip_init=seasonal` needs `model.skip=true` ({model.skip}) and `data.season_length` "
+            f"({cfg.data.season_length}) <= `data.lookback` ({cfg.data.lookback})"
+        )
     for key in ("hidden_size", "num_layers"):
         if getattr(model, key) < 1:
             raise _config_error(f"`model.{key}` ({getattr(model, key)}) must be >= 1")

@@ -146,7 +146,9 @@ def train(cfg: Config, paths: RunPaths, tracker: Tracker, inputs: ProcessedInput
 def _windows(cfg: Config, inputs: ProcessedInputs) -> WindowDataModule:
     d, processed = cfg.data, inputs.processed
     n_series = 0 if processed.series_ids is None else len(processed.series_ids)
-    spec = DataSpec(len(processed.feature_names), d.lookback, d.horizon, tuple(processed.target_indices), n_series)
+    spec = DataSpec(
+        len(processed.feature_names), d.lookback, d.horizon, tuple(processed.target_indices), n_series, d.season_length
+    )
     return WindowDataModule(
         processed.values,
         processed.observed_mask,

@@ -80,6 +80,12 @@ BAD_VALUES = [
     (["spline.kind=quadratic"], "`spline.kind` (quadratic) must be one of"),
     (["model.norm=median"], "`model.norm` (median) must be one of"),
     (["model.loss=huber"], "`model.loss` (huber) must be one of ['mse', 'mae']"),
+    (["model.skip_init=zero"], "`model.skip_init` (zero) must be one of ['random', 'seasonal']"),
+    (["model.skip_init=seasonal", "model.skip=false"], "needs `model.skip=true` (False)"),
+    (
+        ["model.skip_init=seasonal", "data.season_length=30", "data.lookback=24"],
+        "`data.season_length` (30) <= `data.lookback` (24)",
+    ),
 ]
 
 

@@ -27,6 +27,7 @@ def _recurrent(cell: str) -> Callable[[dict[str, Any], DataSpec], nn.Module]:
             skip=cfg["skip"],
             n_series=spec.n_series,
             series_embedding=cfg.get("series_embedding", 0),  # absent in checkpoints of 0.1.0
+            season_length=spec.season_length if cfg.get("skip_init", "random") == "seasonal" else 0,
         )
 
     return build
@@ -37,5 +38,5 @@ REGISTRY: dict[str, Callable[[dict[str, Any], DataSpec], nn.Module]] = {name: _r
 
 def build_network(cfg: dict[str, Any], spec: DataSpec) -> nn.Module:
     """Build the network named by ``cfg["name"]`` for data of shape ``spec``."""
-    check_model(cfg["name"], cfg["norm"])
+    check_model(cfg["name"], cfg["norm"], cfg.get("loss", "mse"), cfg.get("skip_init", "random"))
     return REGISTRY[cfg["name"]](cfg, spec)

@@ -26,6 +26,9 @@ class RecurrentForecaster(nn.Module):
         skip: add the linear lookback -> horizon path.
         n_series, series_embedding: a panel's series count and the size of the learned vector of each
             series, fed beside the (normalised) inputs at every step; 0 = none.
+        season_length: > 0 starts the skip path as the seasonal naive forecast at this lag (step ``h``
+            copies the input ``season_length * (h // season_length + 1)`` steps before it) and the head at
+            zero, so the untrained network forecasts exactly that baseline; 0 keeps PyTorch's init.
     """
 
     def __init__(
@@ -42,6 +45,7 @@ class RecurrentForecaster(nn.Module):
         skip: bool = True,
         n_series: int = 0,
         series_embedding: int = 0,
+        season_length: int = 0,
     ) -> None:
         super().__init__()
         rnn_cls = getattr(nn, CELLS[cell])
@@ -58,6 +62,8 @@ class RecurrentForecaster(nn.Module):
         )
         self.head = nn.Linear(hidden_size, horizon * self.n_targets)
         self.skip = nn.Linear(lookback, horizon) if skip else None
+        if season_length and self.skip is not None:
+            seasonal_start(self.skip, self.head, season_length)
 
     def forward(self, x: torch.Tensor, series: torch.Tensor | None = None) -> torch.Tensor:
         """(batch, lookback, n_features), and each window's series index for a panel -> (batch, horizon, n_targets)."""
@@ -80,3 +86,18 @@ class RecurrentForecaster(nn.Module):
         if self.skip is not None:
             y = y + self.skip(z_target.transpose(1, 2)).transpose(1, 2)
         return y + level[:, :, self.target_indices]
+
+
+@torch.no_grad()
+def seasonal_start(skip: nn.Linear, head: nn.Linear, season_length: int) -> None:
+    """Set ``skip`` (lookback -> horizon) to the seasonal naive map and ``head`` to zero."""
+    horizon, lookback = skip.weight.shape
+    if season_length > lookback:
+        raise ValueError(f"season_length {season_length} is longer than the lookback {lookback}")
+    steps = torch.arange(horizon)
+    source = lookback + steps - season_length * (steps // season_length + 1)
+    skip.weight.zero_()
+    skip.bias.zero_()
+    skip.weight[steps, source] = 1.0
+    head.weight.zero_()
+    head.bias.zero_()

@@ -18,6 +18,7 @@ class DataSpec:
     horizon: int
     target_indices: tuple[int, ...]
     n_series: int = 0  # a panel: the series the windows come from (their index is fed with each window)
+    season_length: int = 0  # data.season_length: the lag of the seasonal naive forecast (0: not recorded)
 
     @property
     def n_targets(self) -> int:

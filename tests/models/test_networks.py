@@ -119,3 +119,18 @@ def test_the_losses_score_observed_points_only_and_every_registered_loss_exists(
     mask = torch.tensor([[True, True, False]])  # the last point was imputed: no loss
     assert LOSS_FUNCTIONS["mae"](pred, target, mask).item() == pytest.approx(1.5)
     assert LOSS_FUNCTIONS["mse"](pred, target, mask).item() == pytest.approx(2.5)
+
+
+@pytest.mark.parametrize(("name", "norm"), list(itertools.product(sorted(REGISTRY), NORMS)))
+def test_seasonal_skip_init_starts_as_the_seasonal_naive_forecast(name: str, norm: str) -> None:
+    """Step h of the untrained network is the target ``season * (h // season + 1)`` steps before it."""
+    season = 4
+    spec = DataSpec(n_features=3, lookback=12, horizon=9, target_indices=(2, 0), season_length=season)
+    net = build_network({**_model_cfg(name, norm), "skip_init": "seasonal"}, spec)
+    x = torch.randn(BATCH, spec.lookback, spec.n_features, generator=torch.Generator().manual_seed(3))
+    expected = torch.stack(
+        [x[:, spec.lookback + h - season * (h // season + 1)][:, [2, 0]] for h in range(spec.horizon)], dim=1
+    )
+    torch.testing.assert_close(net(x), expected)
+    random = build_network(_model_cfg(name, norm), spec)  # the default init ignores season_length
+    assert not torch.allclose(random(x), expected)
