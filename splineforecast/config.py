@@ -95,6 +95,11 @@ class ModelConfig:
     # panels: a learned vector of this size per series, fed beside the inputs at every step; 0 = off.
     # A series the model was not trained on cannot be forecast (its scaling is unknown too)
     series_embedding: int = 0
+    # models.registry.check_quantiles: quantile levels in (0, 1), increasing, holding 0.5 (the point
+    # forecast); [] = a point forecast only. Set, the head forecasts every level (pinball loss)
+    quantiles: list[float] = field(default_factory=list)
+    # models.registry.CALIBRATIONS: conformal adjusts each interval per horizon step on the val part
+    calibration: str = "none"
 
 
 @dataclass

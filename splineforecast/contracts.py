@@ -23,7 +23,7 @@ from splineforecast.data.processed import Processed
 from splineforecast.data.splines import check_spline
 from splineforecast.data.splits import Split, time_splits
 from splineforecast.errors import ContractError, ErrorCode
-from splineforecast.models.registry import check_model
+from splineforecast.models.registry import check_model, check_quantiles
 from splineforecast.records import Meta, ServingSettings, SplitContract
 from splineforecast.records_panel import PanelSplitContract
 
@@ -87,6 +87,7 @@ def _check_covariate_names(cfg: Config) -> None:
 def _check_model(cfg: Config) -> None:
     model = cfg.model
     check_model(model.name, model.norm, model.loss, model.skip_init)
+    check_quantiles(model.quantiles, model.calibration)
     if model.skip_init == "seasonal" and not (model.skip and cfg.data.season_length <= cfg.data.lookback):
         raise _config_error(
             f"`model.skip_init=seasonal` needs `model.skip=true` ({model.skip}) and `data.season_length` "

@@ -59,11 +59,19 @@ def score(y_true: np.ndarray, y_pred: np.ndarray, scale: Scale) -> dict[str, flo
 
 
 @torch.no_grad()
-def predict(net: torch.nn.Module, dataset: WindowDataset, batch_size: int = 512) -> np.ndarray:
-    """Forecasts for every window of ``dataset``: (n_windows, horizon, n_targets), scaled space."""
+def predict_levels(net: torch.nn.Module, dataset: WindowDataset, batch_size: int = 512) -> np.ndarray:
+    """The network's output for every window of ``dataset``, scaled space: (n_windows, horizon, n_targets),
+    and a last axis of quantile levels with ``model.quantiles``."""
     net.eval()
     out = [net(batch[0], *batch[3:]) for batch in window_loader(dataset, batch_size, shuffle=False)]
     return torch.cat(out).numpy()
+
+
+def predict(net: torch.nn.Module, dataset: WindowDataset, batch_size: int = 512) -> np.ndarray:
+    """Point forecasts (the median of a quantile head) for every window: (n_windows, horizon, n_targets)."""
+    out = predict_levels(net, dataset, batch_size)
+    quantiles = getattr(net, "quantiles", ())
+    return out[..., quantiles.index(0.5)] if quantiles else out
 
 
 def baseline_forecasts(

@@ -25,6 +25,7 @@ from splineforecast.data.covariates import check_static
 from splineforecast.data.preprocess import Preprocessor
 from splineforecast.errors import ContractError, ErrorCode
 from splineforecast.models.factory import build_network
+from splineforecast.models.networks import point_of
 from splineforecast.models.spec import DataSpec
 from splineforecast.records import ServingSettings
 
@@ -149,6 +150,7 @@ def run_network(net: nn.Module, windows: np.ndarray, horizon: int, series: np.nd
     x = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
     with torch.no_grad():
         out = net(x) if series is None else net(x, torch.as_tensor(series, dtype=torch.long))  # (n, horizon, 1)
+    out = point_of(out, net)
     if tuple(out.shape[1:]) != (horizon, 1):
         raise _contract(f"the network forecasts shape {tuple(out.shape[1:])}, expected horizon {horizon} x 1 target")
     return out[:, :, 0].numpy().astype(np.float64)

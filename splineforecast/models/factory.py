@@ -8,7 +8,7 @@ from typing import Any
 from torch import nn
 
 from splineforecast.models.networks import RecurrentForecaster
-from splineforecast.models.registry import MODEL_NAMES, check_model
+from splineforecast.models.registry import MODEL_NAMES, check_model, check_quantiles
 from splineforecast.models.spec import DataSpec
 
 
@@ -28,6 +28,7 @@ def _recurrent(cell: str) -> Callable[[dict[str, Any], DataSpec], nn.Module]:
             n_series=spec.n_series,
             series_embedding=cfg.get("series_embedding", 0),  # absent in checkpoints of 0.1.0
             season_length=spec.season_length if cfg.get("skip_init", "random") == "seasonal" else 0,
+            quantiles=tuple(cfg.get("quantiles") or ()),  # absent in checkpoints before quantiles
         )
 
     return build
@@ -39,4 +40,5 @@ REGISTRY: dict[str, Callable[[dict[str, Any], DataSpec], nn.Module]] = {name: _r
 def build_network(cfg: dict[str, Any], spec: DataSpec) -> nn.Module:
     """Build the network named by ``cfg["name"]`` for data of shape ``spec``."""
     check_model(cfg["name"], cfg["norm"], cfg.get("loss", "mse"), cfg.get("skip_init", "random"))
+    check_quantiles(cfg.get("quantiles") or [], cfg.get("calibration", "none"))
     return REGISTRY[cfg["name"]](cfg, spec)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytorch_lightning as pl
@@ -24,11 +25,24 @@ def masked_mae(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> 
     return ((pred - target).abs() * weight).sum() / weight.sum().clamp_min(1.0)
 
 
+def masked_pinball(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+    """Pinball (quantile) loss, the mean over levels, over observed target points only.
+
+    ``pred`` is (..., n_levels), ``target`` and ``mask`` (...); level ``q`` costs ``q * (y - f)`` when the truth
+    ``y`` lies above the forecast ``f`` and ``(1 - q) * (f - y)`` below it.
+    """
+    err = target.unsqueeze(-1) - pred
+    loss = torch.maximum(levels * err, (levels - 1.0) * err).mean(dim=-1)
+    weight = mask.to(pred.dtype)
+    return (loss * weight).sum() / weight.sum().clamp_min(1.0)
+
+
 LOSS_FUNCTIONS = {"mse": masked_mse, "mae": masked_mae}  # keys: models.registry.LOSSES
 
 
 class ForecastModule(pl.LightningModule):
-    """Trains a network from ``build_network`` with a masked loss (``model.loss``: MSE or MAE) in scaled space.
+    """Trains a network from ``build_network`` with a masked loss (``model.loss``: MSE or MAE; the pinball
+    loss with ``model.quantiles``) in scaled space.
 
     Args:
         model: the model config as a plain dict (``name``, sizes, ``lr``, ...).
@@ -39,8 +53,14 @@ class ForecastModule(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters(logger=False)  # plain values only: loads with weights_only
         self.lr, self.weight_decay = model["lr"], model["weight_decay"]
+        self.loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
         self.loss = LOSS_FUNCTIONS[model.get("loss", "mse")]
         self.net = build_network(model, DataSpec(**{**spec, "target_indices": tuple(spec["target_indices"])}))
+        quantiles = model.get("quantiles") or []  # absent in checkpoints before quantiles
+        if quantiles:  # the quantile head trains on the pinball loss (model.loss is for a point forecast)
+            self.levels: torch.Tensor
+            self.register_buffer("levels", torch.tensor(quantiles, dtype=torch.float32), persistent=False)
+            self.loss = lambda pred, y, mask: masked_pinball(pred, y, mask, self.levels.to(pred.dtype))
 
     def forward(self, x: torch.Tensor, series: torch.Tensor | None = None) -> torch.Tensor:
         return self.net(x, series)

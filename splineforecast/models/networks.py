@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from splineforecast.models.registry import CELLS
 
@@ -29,6 +30,9 @@ class RecurrentForecaster(nn.Module):
         season_length: > 0 starts the skip path as the seasonal naive forecast at this lag (step ``h``
             copies the input ``season_length * (h // season_length + 1)`` steps before it) and the head at
             zero, so the untrained network forecasts exactly that baseline; 0 keeps PyTorch's init.
+        quantiles: increasing levels holding 0.5; set, ``forward`` returns every level (last axis): the
+            median is the point forecast above, and the other levels lie below or above it by cumulative
+            softplus increments of a second head, so they cannot cross. ``()``: the point forecast only.
     """
 
     def __init__(
@@ -46,6 +50,7 @@ class RecurrentForecaster(nn.Module):
         n_series: int = 0,
         series_embedding: int = 0,
         season_length: int = 0,
+        quantiles: tuple[float, ...] = (),
     ) -> None:
         super().__init__()
         rnn_cls = getattr(nn, CELLS[cell])
@@ -64,9 +69,13 @@ class RecurrentForecaster(nn.Module):
         self.skip = nn.Linear(lookback, horizon) if skip else None
         if season_length and self.skip is not None:
             seasonal_start(self.skip, self.head, season_length)
+        self.quantiles = tuple(float(q) for q in quantiles)
+        self.n_below = self.quantiles.index(0.5) if self.quantiles else 0  # levels below the median
+        self.spread = nn.Linear(hidden_size, horizon * self.n_targets * (len(quantiles) - 1)) if quantiles else None
 
     def forward(self, x: torch.Tensor, series: torch.Tensor | None = None) -> torch.Tensor:
-        """(batch, lookback, n_features), and each window's series index for a panel -> (batch, horizon, n_targets)."""
+        """(batch, lookback, n_features), and each window's series index for a panel -> (batch, horizon, n_targets),
+        or (batch, horizon, n_targets, len(quantiles)) with quantiles."""
         if self.norm == "last":
             level = x[:, -1:, :]  # (batch, 1, n_features)
         elif self.norm == "mean":
@@ -85,7 +94,29 @@ class RecurrentForecaster(nn.Module):
         z_target = z[:, :, self.target_indices]  # (batch, lookback, n_targets)
         if self.skip is not None:
             y = y + self.skip(z_target.transpose(1, 2)).transpose(1, 2)
-        return y + level[:, :, self.target_indices]
+        y = y + level[:, :, self.target_indices]
+        if self.spread is None:
+            return y
+        steps = F.softplus(self.spread(out[:, -1])).view(-1, self.horizon, self.n_targets, len(self.quantiles) - 1)
+        return non_crossing(y, steps, self.n_below)
+
+
+def non_crossing(median: torch.Tensor, steps: torch.Tensor, n_below: int) -> torch.Tensor:
+    """(..., ) median and (..., n_levels - 1) non-negative steps -> (..., n_levels) increasing quantiles.
+
+    Level ``k`` below the median lies the sum of the steps from it to the median below it, a level above
+    it the sum of the steps up to it above: ordered whatever the steps are, as long as they are >= 0.
+    """
+    below = steps[..., :n_below].flip(-1).cumsum(-1).flip(-1)  # the outermost level takes every step
+    above = steps[..., n_below:].cumsum(-1)
+    m = median.unsqueeze(-1)
+    return torch.cat([m - below, m, m + above], dim=-1)
+
+
+def point_of(out: torch.Tensor, net: nn.Module) -> torch.Tensor:
+    """A network's output -> its point forecast (batch, horizon, n_targets): the median of a quantile head."""
+    quantiles = getattr(net, "quantiles", ())
+    return out[..., quantiles.index(0.5)] if quantiles else out
 
 
 @torch.no_grad()

@@ -1,4 +1,5 @@
-"""The names ``model.name``, ``model.norm``, ``model.loss`` and ``model.skip_init`` accept: the one list of each.
+"""The names ``model.name``, ``model.norm``, ``model.loss``, ``model.skip_init`` and ``model.calibration`` accept,
+and the rules of ``model.quantiles``: the one list of each.
 
 Torch-free, so the startup checks, the config schema and the API read them without importing PyTorch.
 """
@@ -13,6 +14,11 @@ NORMS = ("last", "mean", "none")  # window-relative normalisation (models/networ
 LOSSES = ("mse", "mae")  # the training loss over observed target points, in scaled space (models/module.py)
 # how the skip path starts (models/networks.py): PyTorch's random init, or as the seasonal naive forecast
 SKIP_INITS = ("random", "seasonal")
+# how intervals are adjusted on the val part (splineforecast/uncertainty.py): not at all, or conformally
+CALIBRATIONS = ("none", "conformal")
+MEDIAN = 0.5  # the quantile level that is the point forecast: model.quantiles must hold it
+# the levels of split-conformal intervals around the point forecast (model.calibration=conformal, model.quantiles=[])
+CONFORMAL_LEVELS = (0.025, 0.05, 0.1, 0.5, 0.9, 0.95, 0.975)
 
 
 def check_model(name: str, norm: str, loss: str = "mse", skip_init: str = "random") -> None:
@@ -26,3 +32,29 @@ def check_model(name: str, norm: str, loss: str = "mse", skip_init: str = "rando
     for key, value, valid in checks:
         if value not in valid:
             raise ContractError(ErrorCode.CONFIG_ERROR, f"`{key}` ({value}) must be one of {list(valid)}")
+
+
+def check_quantiles(quantiles: list[float] | tuple[float, ...], calibration: str = "none") -> None:
+    """Refuse quantile levels outside (0, 1), unsorted, repeated or without 0.5, and an unknown
+    calibration (CONFIG_ERROR), naming the numbers."""
+    if calibration not in CALIBRATIONS:
+        raise ContractError(
+            ErrorCode.CONFIG_ERROR, f"`model.calibration` ({calibration}) must be one of {list(CALIBRATIONS)}"
+        )
+    levels = [float(q) for q in quantiles]
+    if not levels:
+        return
+    outside = [q for q in levels if not 0.0 < q < 1.0]
+    problems = [
+        (outside, f"levels {outside} are outside (0, 1)"),
+        (sorted(set(levels)) != levels and len(set(levels)) == len(levels), "levels are not in increasing order"),
+        (len(set(levels)) != len(levels), f"levels {sorted({q for q in levels if levels.count(q) > 1})} repeat"),
+        (MEDIAN not in levels, f"{MEDIAN} (the median: the point forecast every metric scores) is missing"),
+    ]
+    for failed, why in problems:
+        if failed:
+            raise ContractError(
+                ErrorCode.CONFIG_ERROR,
+                f"`model.quantiles` ({levels}): {why}; give increasing levels in (0, 1) holding {MEDIAN}, "
+                "e.g. [0.05,0.5,0.95]",
+            )
