@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +76,7 @@ def panel(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, PanelRawInp
     return cfg, raw
 
 
-def processed(panel: tuple[object, PanelRawInputs], mapper: Callable[..., list[object]] | None) -> Processed:
+def processed(panel: tuple[object, PanelRawInputs], mapper: Callable[..., Iterable[object]] | None) -> Processed:
     cfg, raw = panel
     return preprocess_panel(cfg, "engine", raw, mapper).processed  # type: ignore[arg-type]
 
@@ -97,7 +97,7 @@ def test_local_processes_give_the_serial_arrays_bit_for_bit(panel: tuple[object,
 
 
 def test_processes_run_the_work_elsewhere_and_keep_the_order() -> None:
-    out = series_mapper(2, None)(pid_and_square, list(range(3000)))
+    out = list(series_mapper(2, None)(pid_and_square, list(range(3000))))
     assert [sq for _, sq in out] == [i * i for i in range(3000)]
     pids = {pid for pid, _ in out}
     assert pids and os.getpid() not in pids  # loky may replace a worker, so not exactly two
@@ -105,7 +105,7 @@ def test_processes_run_the_work_elsewhere_and_keep_the_order() -> None:
 
 def test_a_workers_contract_error_comes_back_whole() -> None:
     with pytest.raises(ContractError) as info:
-        series_mapper(2, None)(refuse_700, list(range(1000)))
+        list(series_mapper(2, None)(refuse_700, list(range(1000))))
     assert (info.value.code, info.value.message, info.value.type_name) == (
         ErrorCode.DATA_SCHEMA_ERROR,
         "series 700 is bad",

@@ -1,7 +1,8 @@
 """Where a panel's per-series preprocessing runs: in this process, in local processes, or on a Dask cluster.
 
-:func:`series_mapper` turns ``data.n_jobs`` and ``data.cluster`` into the ``mapper(fn, items) -> list``
-that ``PanelPreprocessor.transform`` hands its per-series work to:
+:func:`series_mapper` turns ``data.n_jobs`` and ``data.cluster`` into the ``mapper(fn, items)`` that
+``PanelPreprocessor.transform`` hands its per-series work to; it yields the results in order as their
+chunks finish, so only the chunks in flight are held:
 
 - ``n_jobs=1`` and no cluster: :func:`serial_map`, a plain loop.
 - ``n_jobs != 1`` (``-1`` = every core): joblib's loky processes (joblib comes with scikit-learn).
@@ -23,7 +24,7 @@ The cluster's workers must have the same splineforecast (and NumPy, pandas, SciP
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -67,15 +68,13 @@ def chunked(items: Sequence[_T], workers: int) -> list[Sequence[_T]]:
     return [items[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
-def _joined(outcomes: Sequence[list[_R] | _Failure]) -> list[_R]:
+def _joined(outcomes: Iterable[list[_R] | _Failure]) -> Iterator[_R]:
     """The chunks' results end to end, in order; the first worker's ContractError raised here."""
-    out: list[_R] = []
     for outcome in outcomes:
         if isinstance(outcome, _Failure):
             outcome.raise_()
         else:
-            out.extend(outcome)
-    return out
+            yield from outcome
 
 
 class JoblibMapper:
@@ -84,12 +83,12 @@ class JoblibMapper:
     def __init__(self, n_jobs: int) -> None:
         self.n_jobs = n_jobs
 
-    def __call__(self, fn: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
+    def __call__(self, fn: Callable[[_T], _R], items: Sequence[_T]) -> Iterator[_R]:
         from joblib import Parallel, delayed, effective_n_jobs
 
         workers = effective_n_jobs(self.n_jobs)
         chunks = chunked(items, workers)
-        outcomes = Parallel(n_jobs=min(workers, max(1, len(chunks))), backend="loky")(
+        outcomes = Parallel(n_jobs=min(workers, max(1, len(chunks))), backend="loky", return_as="generator")(
             delayed(_run_chunk)(fn, c) for c in chunks
         )
         return _joined(outcomes)
@@ -145,15 +144,24 @@ class DaskMapper:
     def __init__(self, address: str) -> None:
         self.address = address
 
-    def __call__(self, fn: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
+    def __call__(self, fn: Callable[[_T], _R], items: Sequence[_T]) -> Iterator[_R]:
         client = connect(self.address)
         try:
             workers = sum(client.nthreads().values())
             data = client.scatter(chunked(items, workers))
             futures = [client.submit(_run_chunk, fn, d, pure=False) for d in data]
-            return _joined(client.gather(futures))
+            del data  # the workers hold the chunks now
+            yield from _joined(_in_order(futures))
         finally:
             client.close()
+
+
+def _in_order(futures: list[Any]) -> Iterator[Any]:
+    """Each future's result in turn, released once taken (the cluster frees it)."""
+    for i, future in enumerate(futures):
+        yield future.result()
+        futures[i] = None
+        future.release()
 
 
 def series_mapper(n_jobs: int, cluster: str | None) -> Mapper:

@@ -8,7 +8,7 @@ one-series arrays. Saved as JSON (``splineforecast.panel_preprocessor.v1``), nev
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -27,12 +27,13 @@ from splineforecast.records import PANEL_PREPROCESSOR_FORMAT
 FORMAT = PANEL_PREPROCESSOR_FORMAT
 _T = TypeVar("_T")
 _R = TypeVar("_R")
-Mapper = Callable[[Callable[[_T], _R], Sequence[_T]], list[_R]]
+# mapper(fn, items) -> fn's results in the order of items, yielded as they come (see data.engine)
+Mapper = Callable[[Callable[[_T], _R], Sequence[_T]], Iterable[_R]]
 
 
-def serial_map(fn: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
-    """``[fn(x) for x in items]``: the mapper of ``data.n_jobs=1``."""
-    return [fn(x) for x in items]
+def serial_map(fn: Callable[[_T], _R], items: Sequence[_T]) -> Iterator[_R]:
+    """``fn(x)`` for each of ``items`` in turn: the mapper of ``data.n_jobs=1``."""
+    return (fn(x) for x in items)
 
 
 @dataclass
@@ -84,11 +85,14 @@ class PanelPreprocessor:
     def fit(self, series: Sequence[SeriesFrame]) -> PanelPreprocessor:
         """Categories from all train parts; scaling statistics per series (or pooled), train parts only."""
         trains = [s.frame.iloc[s.split.train[0] : s.split.train[1]] for s in series]
-        encoder = CovariateEncoder([Covariate(**c) for c in self.covariates]).fit(pd.concat(trains))
+        categorical = [c["name"] for c in self.covariates if c["type"] == "categorical"]
+        pooled_categories = pd.concat([t[categorical] for t in trains]) if categorical else pd.DataFrame()
+        encoder = CovariateEncoder([Covariate(**c) for c in self.covariates]).fit(pooled_categories)
         probe = Preprocessor.fitted(self.params, self.run_id, encoder, StandardScaler())
-        encoded = [probe._encode(t).to_numpy() for t in trains]
-        pooled = self.scaler != "per_series"
-        scalers = [fit_scaler(np.concatenate(encoded))] if pooled else [fit_scaler(e) for e in encoded]
+        if self.scaler == "per_series":  # one train part in memory at a time
+            scalers = [fit_scaler(probe._encode(t)) for t in trains]
+        else:
+            scalers = [fit_scaler(np.concatenate([probe._encode(t) for t in trains]))]
         self._set(encoder, scalers, [s.id for s in series])
         return self
 
@@ -123,6 +127,9 @@ class PanelPreprocessor:
     def transform(self, series: Sequence[SeriesFrame], mapper: Mapper | None = None) -> PanelTransformed:
         """Fill and scale every series (per part, each on its own) and lay them end to end.
 
+        Each series' result is written into the arrays as it comes, so at most the mapper's results in
+        flight are held beside them.
+
         Args:
             series: the fitted series, in the fitted order.
             mapper: runs the per-series work (``serial_map`` by default; see ``data.engine``).
@@ -131,14 +138,16 @@ class PanelPreprocessor:
         if [s.id for s in series] != self.series_ids_:
             raise ValueError("transform() takes the series fit() was given, in the same order")
         jobs = [(self.member(i), s) for i, s in enumerate(series)]
-        parts: list[Transformed] = (mapper or serial_map)(_transform, jobs)
-        lengths = [len(p.values) for p in parts]
-        return PanelTransformed(
-            values=np.concatenate([p.values for p in parts]),
-            observed_mask=np.concatenate([p.observed_mask for p in parts]),
-            offsets=np.concatenate(([0], np.cumsum(lengths))).astype(np.int64),
-            n_imputed=_sum_counts(p.n_imputed for p in parts),
-        )
+        offsets = np.concatenate(([0], np.cumsum([s.split.n_rows for s in series]))).astype(np.int64)
+        shape = (int(offsets[-1]), len(self.feature_names))
+        out = PanelTransformed(np.empty(shape, np.float32), np.empty(shape, bool), offsets, {})
+        for i, part in enumerate((mapper or serial_map)(_transform, jobs)):
+            a, b = int(offsets[i]), int(offsets[i + 1])
+            if part.values.shape != (b - a, shape[1]):
+                raise ValueError(f"series {series[i].id}: {part.values.shape} values for {b - a} rows")
+            out.values[a:b], out.observed_mask[a:b] = part.values, part.observed_mask
+            out.n_imputed = _sum_counts((out.n_imputed, part.n_imputed))
+        return out
 
     def raw_target(self, series: Sequence[SeriesFrame]) -> np.ndarray:
         """(T,) every series' target as observed, end to end (original units, NaN where missing)."""

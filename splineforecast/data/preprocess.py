@@ -15,7 +15,7 @@ from sklearn.preprocessing import StandardScaler
 from splineforecast import __version__
 from splineforecast.data.covariates import Covariate, CovariateEncoder
 from splineforecast.data.scaling import fit_scaler, scaler_from_state, scaler_state
-from splineforecast.data.splines import SplineGapFiller, fill_by_part
+from splineforecast.data.splines import SplineGapFiller, fill_parts
 from splineforecast.data.splits import Split
 from splineforecast.errors import ContractError, ErrorCode
 from splineforecast.records import PREPROCESSOR_FORMAT
@@ -85,34 +85,30 @@ class Preprocessor:
         rows = frame if split is None else frame.iloc[: split.n_rows]
         return rows[self.target].to_numpy(dtype=np.float64, na_value=np.nan)
 
-    def _encode(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def _encode(self, frame: pd.DataFrame) -> np.ndarray:
+        """(T, F) float64: the target, then the encoded covariates (``feature_names``); NaN where missing."""
         target = frame[self.target].to_numpy(dtype=np.float64, na_value=np.nan)
-        features = self.encoder_.transform(frame)
-        return pd.concat([pd.DataFrame({self.target: target}, index=frame.index), features], axis=1)
+        if not self.covariates:
+            return target[:, None]
+        return np.column_stack([target, self.encoder_.transform(frame).to_numpy(dtype=np.float64)])
 
     def fit(self, frame: pd.DataFrame, split: Split) -> Preprocessor:
         """Learn categories and scaling statistics from the observed values of the train part."""
         a, b = split.train
         train = frame.iloc[a:b]
         self.encoder_ = CovariateEncoder([Covariate(**c) for c in self.covariates]).fit(train)
-        self.scaler_: StandardScaler = fit_scaler(self._encode(train).to_numpy())
+        self.scaler_: StandardScaler = fit_scaler(self._encode(train))
         return self
 
-    def _fill(self, encoded: pd.DataFrame, split: Split | None) -> pd.DataFrame:
-        step = self.encoder_.step_features
-        smooth = [n for n in encoded.columns if n not in step]
-        fillers = [
-            (smooth, SplineGapFiller(**self.spline)),
-            (step, SplineGapFiller("previous", self.spline["max_gap"])),
+    def _fill(self, encoded: np.ndarray, split: Split | None) -> np.ndarray:
+        step = set(self.encoder_.step_features)
+        smooth = SplineGapFiller(**self.spline).checked()
+        held = SplineGapFiller("previous", self.spline["max_gap"]).checked()
+        columns = [
+            fill_parts(encoded[:, j], split, held if name in step else smooth)
+            for j, name in enumerate(self.feature_names)
         ]
-        pieces = []
-        for columns, filler in fillers:
-            if not columns:
-                continue
-            part = encoded[columns]
-            filler.fit(part)
-            pieces.append(fill_by_part(part, split, filler) if split is not None else filler.transform(part))
-        return pd.concat(pieces, axis=1)[list(encoded.columns)]
+        return np.column_stack(columns)
 
     def transform(self, frame: pd.DataFrame, split: Split | None = None) -> Transformed:
         """Encode, fill (per part of ``split``, or ``frame`` as one part) and scale.
@@ -123,9 +119,9 @@ class Preprocessor:
         self._require_fitted()
         encoded = self._encode(frame if split is None else frame.iloc[: split.n_rows])
         filled = self._fill(encoded, split)
-        observed = encoded.notna().to_numpy()
-        imputed = filled.notna().to_numpy() & ~observed
-        values = self.scaler_.transform(filled.to_numpy()).astype(np.float32)
+        observed = ~np.isnan(encoded)
+        imputed = ~np.isnan(filled) & ~observed
+        values = self.scaler_.transform(filled).astype(np.float32)
         n_imputed = dict(zip(self.feature_names, imputed.sum(axis=0).tolist(), strict=True))
         return Transformed(values=values, observed_mask=observed, n_imputed=n_imputed)
 

@@ -76,9 +76,13 @@ class SplineGapFiller:
     ) -> None:
         self.kind, self.max_gap, self.lam, self.smooth_observed = kind, max_gap, lam, smooth_observed
 
-    def fit(self, frame: pd.DataFrame) -> SplineGapFiller:
+    def checked(self) -> SplineGapFiller:
+        """This filler, its settings checked (CONFIG_ERROR for settings no filler can use)."""
         check_spline(self.kind, self.max_gap, self.lam, kinds=(*KINDS, *_STEP_KINDS))
-        self.columns_ = list(frame.columns)
+        return self
+
+    def fit(self, frame: pd.DataFrame) -> SplineGapFiller:
+        self.checked().columns_ = list(frame.columns)
         return self
 
     def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -122,7 +126,16 @@ def _smoothing(lam: float | None) -> Callable[[np.ndarray, np.ndarray], Interpol
     return lambda x, y: make_smoothing_spline(x, y, lam=lam)
 
 
+def fill_parts(y: np.ndarray, split: Split | None, filler: SplineGapFiller) -> np.ndarray:
+    """One 1-D series filled per part of ``split``, each on its own, joined (rows after test are dropped);
+    with no split, filled as one part."""
+    if split is None:
+        return filler.fill(y)
+    return np.concatenate([filler.fill(y[a:b]) for a, b in split.parts().values()])
+
+
 def fill_by_part(frame: pd.DataFrame, split: Split, filler: SplineGapFiller) -> pd.DataFrame:
     """Fill each part of ``split`` on its own and join them (rows after test are dropped)."""
-    pieces = [filler.transform(frame.iloc[a:b]) for a, b in split.parts().values()]
-    return pd.concat(pieces)
+    rows = np.concatenate([np.arange(a, b) for a, b in split.parts().values()])
+    filled = {name: fill_parts(frame[name].to_numpy(dtype=np.float64), split, filler) for name in filler.columns_}
+    return pd.DataFrame(filled, index=frame.index[rows])
