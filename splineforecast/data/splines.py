@@ -82,7 +82,8 @@ class SplineGapFiller:
         return self
 
     def fit(self, frame: pd.DataFrame) -> SplineGapFiller:
-        self.checked().columns_ = list(frame.columns)
+        self.checked()
+        self.columns_ = list(frame.columns)
         return self
 
     def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
