@@ -117,6 +117,7 @@ def _print_summary(result: Any) -> None:
         if panel is not None:  # the rows above are means over series; sMAPE and MASE per series, averaged
             lines += ["", f"{f'{panel.n_series} series':<16}{'mean sMAPE':>12}{'mean MASE':>12}"]
             lines += [f"{n:<16}{m['smape']:>12.4g}{m['mase']:>12.4g}" for n, m in panel.mean.items()]
+        lines += _uncertainty_lines(result.result.uncertainty)
         lines.append("")
     lines.append(f"run_id:        {result.run_id}")
     if result.mlflow_run_id:  # stage=predict records no MLflow run
@@ -125,6 +126,17 @@ def _print_summary(result: Any) -> None:
             f"MLflow UI:     {result.ui_command}   then open {result.ui_url}",
         ]
     print("\n".join(lines), flush=True)
+
+
+def _uncertainty_lines(uncertainty: dict[str, Any] | None) -> list[str]:
+    """The interval scores of a quantile run: coverage and width of each interval, MSIS, CRPS."""
+    if not uncertainty:
+        return []
+    scores = uncertainty["scores"]
+    keys = [k for k in scores["model"] if k.startswith(("coverage_", "width_"))]
+    keys += [k for k in ("msis", "crps") if k in scores["model"]]
+    lines = ["", f"{'intervals':<16}" + "".join(f"{k:>13}" for k in keys)]
+    return lines + [f"{n:<16}" + "".join(f"{s[k]:>13.4g}" for k in keys) for n, s in scores.items()]
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")

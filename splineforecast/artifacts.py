@@ -25,6 +25,7 @@ from splineforecast.files import file_lock, read_json, write_bytes, write_json
 from splineforecast.records import (
     PANEL_PREPROCESSOR_FORMAT,
     PREPROCESSOR_FORMAT,
+    Calibration,
     EvalResult,
     Meta,
     ServingSettings,
@@ -42,6 +43,7 @@ _PREPROCESSOR, _BEST, _LAST = "preprocessor.json", "best.ckpt", "last.ckpt"
 _CONFIG, _OVERRIDES, _METRICS = "config.yaml", "overrides.yaml", "metrics.json"
 _REPORT, _PLOT, _SERVING, _FORECAST = "report.md", "forecast.png", "serving.json", "forecast.csv"
 _PER_SERIES = "per_series.csv"
+_CALIBRATION = "calibration.json"
 
 
 def check_run_id(run_id: str) -> str:
@@ -72,6 +74,11 @@ def read_preprocessor_state(path: Path) -> dict[str, Any]:
     if isinstance(state, dict) and state.get("format") == PANEL_PREPROCESSOR_FORMAT:
         return state
     return check_version(state, path, "format", PREPROCESSOR_FORMAT, required=True)
+
+
+def read_calibration(path: Path) -> Calibration:
+    """A calibration.json (of a run, or of its pyfunc model)."""
+    return Calibration.from_json(_read(path, _CALIBRATION, ErrorCode.FILE_NOT_FOUND, "re-run stage=train"), path)
 
 
 @dataclass(frozen=True)
@@ -160,6 +167,7 @@ class RunPaths:
     report_md = _At("reports", _REPORT)
     forecast_png = _At("reports", _PLOT)
     serving_json = _At("model", _SERVING)
+    calibration_json = _At("model", _CALIBRATION)  # model.calibration=conformal: per-step interval offsets
     forecast_csv = _At("predictions", _FORECAST)
     # panels
     per_series_csv = _At("metrics", _PER_SERIES)
@@ -205,6 +213,13 @@ class RunPaths:
 
     def write_serving(self, settings: ServingSettings) -> None:
         write_json(self.serving_json, settings.to_json())
+
+    def write_calibration(self, calibration: Calibration) -> None:
+        write_json(self.calibration_json, calibration.to_json())
+
+    def read_calibration(self) -> Calibration | None:
+        """The run's conformal calibration; None for a run trained without one."""
+        return read_calibration(self.calibration_json) if self.calibration_json.is_file() else None
 
     def read_serving(self) -> ServingSettings:
         """The run's serving settings; a run trained before serving.json existed gets them from its files."""

@@ -11,13 +11,15 @@ Metric rules:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from splineforecast.data.preprocess import Preprocessor
 from splineforecast.data.processed import Processed
-from splineforecast.records import Scores
+from splineforecast.records import Calibration, Scores
+from splineforecast.uncertainty import apply_calibration, residual_levels, score_levels
 from splineforecast.windows import WindowDataset, window_loader
 
 METRICS = ("mae", "mse", "rmse", "mape", "r2", "mase")
@@ -65,6 +67,18 @@ def predict_levels(net: torch.nn.Module, dataset: WindowDataset, batch_size: int
     net.eval()
     out = [net(batch[0], *batch[3:]) for batch in window_loader(dataset, batch_size, shuffle=False)]
     return torch.cat(out).numpy()
+
+
+@torch.no_grad()
+def predict_with_truth(
+    net: torch.nn.Module, dataset: WindowDataset, batch_size: int = 512
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first target's output (n, horizon[, n_levels]), truth (n, horizon) and observed mask, scaled space."""
+    net.eval()
+    batches = list(window_loader(dataset, batch_size, shuffle=False))
+    out = torch.cat([net(b[0], *b[3:]) for b in batches])[:, :, 0]
+    y, seen = (torch.cat([b[k] for b in batches])[:, :, 0] for k in (1, 2))
+    return out.numpy(), y.numpy().astype(np.float64), seen.numpy().astype(bool)
 
 
 def predict(net: torch.nn.Module, dataset: WindowDataset, batch_size: int = 512) -> np.ndarray:
@@ -166,16 +180,34 @@ class TestForecast:
     series: np.ndarray  # (T,) the filled target, as the model saw it (baselines read it)
     actual: np.ndarray  # (T,) the raw observations: the truth
     observed: np.ndarray  # (T,) bool, true where the target was observed
+    levels: tuple[float, ...] = ()  # quantile levels (model.quantiles, or the conformal ones)
+    quantiles: np.ndarray | None = None  # (n, horizon, n_levels) with levels
 
 
-def forecast_test(net: torch.nn.Module, pre: Preprocessor, processed: Processed, test: WindowDataset) -> TestForecast:
-    """Forecast every window of ``test`` with ``net`` and put everything back in original units."""
+def forecast_test(
+    net: torch.nn.Module,
+    pre: Preprocessor,
+    processed: Processed,
+    test: WindowDataset,
+    calibration: Calibration | None = None,
+) -> TestForecast:
+    """Forecast every window of ``test`` with ``net`` and put everything back in original units.
+
+    With quantile levels (the network's, or a calibration's) the forecast is their median and
+    ``quantiles`` holds every level, calibrated by ``calibration`` when given.
+    """
     t = test.spec.target_indices[0]
     series = pre.inverse_target(processed.values[:, t].astype(np.float64))
     # the truth: raw observations (smoothing may have changed `series` at observed points)
     actual = processed.targets_raw[:, 0] if processed.targets_raw is not None else series
     forecast = pre.inverse_target(predict(net, test)[:, :, 0].astype(np.float64))
-    return TestForecast(test.starts.numpy(), forecast, series, actual, processed.observed_mask[:, t])
+    levels = tuple(calibration.levels) if calibration is not None else tuple(getattr(net, "quantiles", ()))
+    quantiles = None
+    if levels:
+        out = predict_levels(net, test)[:, :, 0].astype(np.float64)
+        base = out if out.ndim == 3 else out[:, :, None]
+        quantiles = pre.inverse_target(apply_calibration(base, calibration, len(levels)))
+    return TestForecast(test.starts.numpy(), forecast, series, actual, processed.observed_mask[:, t], levels, quantiles)
 
 
 def score_test(tf: TestForecast, train: tuple[int, int], lookback: int, season_length: int) -> Scores:
@@ -183,3 +215,27 @@ def score_test(tf: TestForecast, train: tuple[int, int], lookback: int, season_l
     a, b = train
     scale = train_scale(tf.actual[a:b], tf.observed[a:b], season_length)
     return evaluate(tf.forecast, tf.series, tf.observed, tf.starts, lookback, season_length, scale, tf.actual)
+
+
+def score_test_levels(
+    tf: TestForecast, train: tuple[int, int], lookback: int, season_length: int
+) -> dict[str, Any] | None:
+    """metrics.json ``uncertainty`` of ``tf``'s quantiles beside the baselines' (None without levels).
+
+    The points are those the point metrics score; a baseline's levels are its forecast plus its own
+    train-part residual quantiles per horizon step (:func:`~splineforecast.uncertainty.residual_levels`).
+    """
+    if tf.quantiles is None:
+        return None
+    a, b = train
+    levels = list(tf.levels)
+    scale = train_scale(tf.actual[a:b], tf.observed[a:b], season_length)
+    y_true, preds, points = aligned(tf.forecast, tf.series, tf.observed, tf.starts, lookback, season_length, tf.actual)
+    horizon = tf.forecast.shape[1]
+    fit_starts = np.arange(0, b - a - lookback - horizon + 1)
+    fitted = baseline_forecasts(tf.series[a:b], fit_starts, lookback, horizon, season_length)
+    y_fit, seen_fit = truth(tf.actual[a:b], tf.observed[a:b], fit_starts, lookback, horizon)
+    forecasts = {"model": tf.quantiles}
+    for name, fc in fitted.items():
+        forecasts[name] = preds[name][:, :, None] + residual_levels(fc, y_fit, seen_fit, levels)[None]
+    return score_levels(y_true, forecasts, points, levels, scale.mase)

@@ -28,11 +28,12 @@ from splineforecast.data.engine import series_mapper
 from splineforecast.data.panel_preprocess import PanelPreprocessor
 from splineforecast.data.preprocess import Preprocessor
 from splineforecast.data.processed import Processed
-from splineforecast.evaluation import TestForecast, forecast_test, score_test
+from splineforecast.evaluation import TestForecast, forecast_test, predict_with_truth, score_test, score_test_levels
 from splineforecast.models.module import ForecastModule
 from splineforecast.models.spec import DataSpec
 from splineforecast.pipeline_panel import preprocess_panel, score_panel, write_panel_report
 from splineforecast.records import (
+    Calibration,
     CovariateNames,
     EvalResult,
     Meta,
@@ -46,6 +47,7 @@ from splineforecast.report import plot_forecast, render_report
 from splineforecast.serving import load_run_forecaster
 from splineforecast.tracking import Tracker, log_model, resolve_uri, tracked_run, ui_command
 from splineforecast.training import EpochMetrics, GracefulStop, TrainResult, fit, interruptible
+from splineforecast.uncertainty import calibrate
 from splineforecast.windows import WindowDataModule
 
 
@@ -118,13 +120,17 @@ def train(cfg: Config, paths: RunPaths, tracker: Tracker, inputs: ProcessedInput
     """Train on checked processed artifacts; evaluate the best checkpoint on test; write what serves it."""
     data = _windows(cfg, inputs)
     module, trained = _fit(cfg, paths, tracker, data, stop)
-    pre, panel = inputs.preprocessor, None
+    calibration = _calibrate(cfg, paths, module.net, data)
+    pre, panel, uncertainty = inputs.preprocessor, None, None
     if isinstance(pre, PanelPreprocessor):
         panel = score_panel(cfg, inputs, module.net, data)
         scores = panel.scores
     else:
-        test = forecast_test(module.net, pre, inputs.processed, data.datasets["test"])
+        test = forecast_test(module.net, pre, inputs.processed, data.datasets["test"], calibration)
         scores = score_test(test, inputs.split.train, cfg.data.lookback, cfg.data.season_length)
+        uncertainty = score_test_levels(test, inputs.split.train, cfg.data.lookback, cfg.data.season_length)
+        if uncertainty is not None:
+            uncertainty["calibration"] = cfg.model.calibration
     result = EvalResult(
         run_id=paths.run_id,
         scores=scores,
@@ -132,15 +138,28 @@ def train(cfg: Config, paths: RunPaths, tracker: Tracker, inputs: ProcessedInput
         windows={k: len(v) for k, v in data.datasets.items()},
         windows_dropped=data.n_dropped,
         panel=None if panel is None else panel.panel,
+        uncertainty=uncertainty,
     )
     paths.write_eval(result)
-    paths.write_serving(_serving_settings(cfg, paths, inputs))
+    levels = None if uncertainty is None else list(uncertainty["levels"])
+    paths.write_serving(dataclasses.replace(_serving_settings(cfg, paths, inputs), quantiles=levels))
     if panel is None:
         _write_report(cfg, paths, inputs, test, result)
     else:
         head = _report_head(cfg, inputs, result, paths.forecast_png.name)
         write_panel_report(cfg, paths, inputs, panel, result, head)
     return result
+
+
+def _calibrate(cfg: Config, paths: RunPaths, net: torch.nn.Module, data: WindowDataModule) -> Calibration | None:
+    """model.calibration=conformal: fit the interval offsets on the val part and write calibration.json."""
+    paths.calibration_json.unlink(missing_ok=True)  # an overwritten run keeps no calibration of its own past
+    if cfg.model.calibration != "conformal":
+        return None
+    out, y, seen = predict_with_truth(net, data.datasets["val"])
+    calibration = calibrate(paths.run_id, out, y, seen, list(cfg.model.quantiles))
+    paths.write_calibration(calibration)
+    return calibration
 
 
 def _windows(cfg: Config, inputs: ProcessedInputs) -> WindowDataModule:

@@ -243,6 +243,8 @@ class EvalResult:
     windows: dict[str, int] = field(default_factory=dict)
     windows_dropped: dict[str, int] = field(default_factory=dict)
     panel: PanelScores | None = None  # a panel run: the mean per-series scores (a one-series run has no key)
+    # quantile forecasts (uncertainty.score_levels): levels, scores and per horizon step; absent without them
+    uncertainty: dict[str, Any] | None = None
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -259,6 +261,8 @@ class EvalResult:
             flat.update({f"{name}/{k}": v for k, v in scores.items()})
         if self.panel is not None:
             flat.update(self.panel.mlflow_metrics())
+        for name, scores in (self.uncertainty or {}).get("scores", {}).items():
+            flat.update({k if name == "model" else f"{name}/{k}": v for k, v in scores.items()})
         return {k: float(v) for k, v in flat.items() if math.isfinite(v)}
 
     def to_json(self) -> dict[str, Any]:
@@ -270,6 +274,7 @@ class EvalResult:
             "windows": self.windows,
             "windows_dropped": self.windows_dropped,
             **({} if self.panel is None else {"panel": dataclasses.asdict(self.panel)}),
+            **({} if self.uncertainty is None else {"uncertainty": self.uncertainty}),
         }
 
     @classmethod
@@ -284,6 +289,7 @@ class EvalResult:
                 windows=d.get("windows", {}),
                 windows_dropped=d.get("windows_dropped", {}),
                 panel=PanelScores(**d["panel"]) if "panel" in d else None,
+                uncertainty=d.get("uncertainty"),
             ),
         )
 
@@ -308,16 +314,43 @@ class ServingSettings:
     version: str = ""  # the splineforecast version that trained the run
     series_column: str | None = None  # a panel: the history's series id column (one-series serving.json has none)
     wide: list[str] | None = None  # a panel of a wide table's columns: those columns, one series each
+    quantiles: list[float] | None = None  # the levels of the forecast's `<target>_q<level>` columns; none: no key
 
     def to_json(self) -> dict[str, Any]:
         out = {"format": self.FORMAT, **dataclasses.asdict(self)}
-        return {k: v for k, v in out.items() if v is not None or k not in ("series_column", "wide")}
+        return {k: v for k, v in out.items() if v is not None or k not in ("series_column", "wide", "quantiles")}
 
     @classmethod
     def from_json(cls, data: Any, path: Path) -> ServingSettings:
         d = check_version(data, path, "format", cls.FORMAT)
-        optional = ("version", "series_column", "wide")
+        optional = ("version", "series_column", "wide", "quantiles")
         return _build(path, lambda: cls(**{k: d[k] for k in _fields(cls) if k in d or k not in optional}))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """calibration.json (``model.calibration=conformal``): per-step offsets of each level, scaled space.
+
+    ``method`` is ``cqr`` (conformalised trained quantiles) or ``split`` (intervals around the point
+    forecast); ``offsets[k][h]`` is added to level ``levels[k]`` at horizon step ``h + 1``; ``n_points[h]``
+    counts the observed val points that step was calibrated on.
+    """
+
+    FORMAT: ClassVar[str] = "splineforecast.calibration.v1"
+
+    run_id: str
+    method: str
+    levels: list[float]
+    offsets: list[list[float]]
+    n_points: list[int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": self.FORMAT, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: Any, path: Path) -> Calibration:
+        d = check_version(data, path, "format", cls.FORMAT, required=True)
+        return _build(path, lambda: cls(**{k: d[k] for k in _fields(cls)}))
 
 
 def _fields(cls: type) -> list[str]:

@@ -1,0 +1,124 @@
+"""Interval scores against independent computations, and conformal coverage on a known distribution."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from splineforecast.models.registry import CONFORMAL_LEVELS
+from splineforecast.records import Calibration
+from splineforecast.uncertainty import (
+    apply_calibration,
+    calibrate,
+    intervals,
+    quantile_columns,
+    residual_levels,
+    score_levels,
+)
+
+LEVELS = [0.025, 0.05, 0.5, 0.95, 0.975]
+
+
+def _by_hand(y: np.ndarray, qf: np.ndarray, levels: list[float], scale: float) -> dict[str, float]:
+    """The scores with plain loops, one point at a time."""
+    n = len(y)
+    pin = {
+        q: sum(q * (y[i] - qf[i, k]) if y[i] >= qf[i, k] else (1 - q) * (qf[i, k] - y[i]) for i in range(n)) / n
+        for k, q in enumerate(levels)
+    }
+    lo, hi = qf[:, 0], qf[:, -1]
+    msis = sum((hi[i] - lo[i]) + 40 * max(lo[i] - y[i], 0) + 40 * max(y[i] - hi[i], 0) for i in range(n)) / n
+    inside = sum(1 for i in range(n) if qf[i, 1] <= y[i] <= qf[i, 3]) / n
+    return {
+        "crps": 2 * sum(pin.values()) / len(levels),
+        "msis": msis / scale,
+        "coverage_90": inside,
+        "width_90": float(np.mean(qf[:, 3] - qf[:, 1])),
+        "pinball_0.05": pin[0.05],
+    }
+
+
+def test_scores_match_loops_by_hand_per_point_and_per_step() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=(40, 3))
+    qf = np.sort(rng.normal(size=(40, 3, 5)) * 1.5, axis=-1)
+    points = rng.random((40, 3)) > 0.2
+    out = score_levels(y, {"model": qf}, points, LEVELS, scale=0.7)
+    got = out["scores"]["model"]
+    for key, value in _by_hand(y[points], qf[points], LEVELS, 0.7).items():
+        assert got[key] == pytest.approx(value, rel=1e-12), key
+    step = _by_hand(y[:, 2][points[:, 2]], qf[:, 2][points[:, 2]], LEVELS, 0.7)
+    assert out["per_horizon"]["model"]["msis"][2] == pytest.approx(step["msis"], rel=1e-12)
+    assert out["n_points"] == int(points.sum())
+    assert {"coverage_95", "width_95"} <= set(got)
+
+
+def test_crps_from_many_quantiles_approaches_the_gaussian_closed_form() -> None:
+    levels = list(np.round(np.arange(1, 200) / 200, 6))
+    levels = [q for q in levels if q != 0.5][:99] + [0.5] + [q for q in levels if q > 0.5]
+    levels = sorted(set(levels))
+    y = np.random.default_rng(1).normal(size=(4000, 1))
+    qf = np.broadcast_to(stats.norm.ppf(levels), (4000, 1, len(levels)))
+    got = score_levels(y, {"model": qf}, np.ones_like(y, bool), levels, 1.0)["scores"]["model"]["crps"]
+    # CRPS of N(0, 1) at y: y (2 Phi(y) - 1) + 2 phi(y) - 1 / sqrt(pi)
+    closed = float(np.mean(y * (2 * stats.norm.cdf(y) - 1) + 2 * stats.norm.pdf(y) - 1 / np.sqrt(np.pi)))
+    assert got == pytest.approx(closed, rel=0.02)
+
+
+def test_intervals_pairs_and_column_names() -> None:
+    assert intervals(LEVELS) == [(0, 4, "95"), (1, 3, "90")]
+    assert intervals([0.1, 0.5, 0.95]) == []
+    assert quantile_columns("co2", LEVELS)[0] == "co2_q0.025" and quantile_columns("co2", [0.5]) == ["co2_q0.5"]
+
+
+def _coverage(
+    cal: Calibration, base: np.ndarray, y: np.ndarray, levels: list[float], step: int | None = None
+) -> dict[str, float]:
+    qf = apply_calibration(base, cal, len(levels))
+    inside = {pct: (qf[..., lo] <= y) & (y <= qf[..., hi]) for lo, hi, pct in intervals(levels)}
+    return {pct: float((v if step is None else v[:, step]).mean()) for pct, v in inside.items()}
+
+
+def test_split_conformal_covers_the_nominal_level_on_gaussian_noise() -> None:
+    rng = np.random.default_rng(7)
+    n_val, n_test, horizon = 1500, 20000, 3
+    noise_sd = np.array([0.5, 1.0, 2.0])  # each step its own spread: the offsets are per step
+    point_val, point_test = rng.normal(size=(n_val, horizon)), rng.normal(size=(n_test, horizon))
+    y_val = point_val + rng.normal(size=(n_val, horizon)) * noise_sd
+    y_test = point_test + rng.normal(size=(n_test, horizon)) * noise_sd
+    cal = calibrate("r", point_val, y_val, np.ones_like(y_val, bool), [])
+    assert cal.method == "split" and cal.levels == list(CONFORMAL_LEVELS) and cal.n_points == [n_val] * 3
+    half_90 = np.asarray(cal.offsets)[cal.levels.index(0.95)]
+    assert half_90 == pytest.approx(stats.norm.ppf(0.95) * noise_sd, rel=0.1)
+    levels = list(CONFORMAL_LEVELS)
+    for step in range(horizon):
+        got = _coverage(cal, point_test[:, :, None], y_test, levels, step)
+        for pct, share in got.items():
+            nominal = float(pct) / 100
+            sd = np.sqrt(nominal * (1 - nominal) * (1 / n_val + 1 / n_test))
+            assert abs(share - nominal) < 4 * sd, (step, pct, share)
+
+
+def test_cqr_widens_too_narrow_quantiles_to_the_nominal_level() -> None:
+    rng = np.random.default_rng(11)
+    levels = [0.05, 0.5, 0.95]
+    z = stats.norm.ppf(levels) * 0.4  # quantiles of N(0, 0.4^2) for data drawn from N(0, 1)
+    y_val, y_test = rng.normal(size=(2000, 2)), rng.normal(size=(20000, 2))
+    base_val, base_test = np.broadcast_to(z, (2000, 2, 3)), np.broadcast_to(z, (20000, 2, 3))
+    assert _coverage(Calibration("r", "none", levels, [[0, 0]] * 3, [0, 0]), base_test, y_test, levels)["90"] < 0.5
+    cal = calibrate("r", base_val, y_val, np.ones_like(y_val, bool), levels)
+    share = _coverage(cal, base_test, y_test, levels)["90"]
+    assert cal.method == "cqr" and abs(share - 0.9) < 4 * np.sqrt(0.09 * (1 / 2000 + 1 / 20000))
+
+
+def test_calibrated_levels_stay_nested_and_unmasked_points_are_ignored() -> None:
+    levels = [0.05, 0.25, 0.5, 0.75, 0.95]
+    # the inner interval is pushed wider than the outer one: nesting keeps outer levels outside it
+    cal = Calibration("r", "cqr", levels, [[0.0], [-5.0], [0.0], [5.0], [0.0]], [10])
+    out = apply_calibration(np.array([[[-1.0, -0.5, 0.0, 0.5, 1.0]]]), cal, 5)
+    assert (np.diff(out, axis=-1) >= 0).all() and out[0, 0, 0] == -5.5 and out[0, 0, 2] == 0.0
+    y = np.array([[0.0], [100.0]])
+    seen = np.array([[True], [False]])
+    res = residual_levels(np.zeros((2, 1)), y, seen, [0.05, 0.5, 0.95])
+    assert res.tolist() == [[0.0, 0.0, 0.0]]
