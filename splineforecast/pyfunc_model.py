@@ -2,7 +2,8 @@
 
 MLflow runs this file when the model loads; ``set_model`` names the model object, and
 ``load_context`` rebuilds it from the logged artifacts: the preprocessor (JSON), the best
-checkpoint (``torch.load(weights_only=True)``) and ``serving.json`` (window lengths, time column).
+checkpoint (``torch.load(weights_only=True)``), ``serving.json`` (window lengths, time column, quantile
+levels) and, for a conformally calibrated run, ``calibration.json``.
 """
 
 from __future__ import annotations
@@ -28,8 +29,12 @@ class SplineForecastModel(PythonModel):
     def load_context(self, context: PythonModelContext) -> None:
         path = Path(context.artifacts["settings"])
         settings = ServingSettings.from_json(read_json(path), path)
+        calibration = context.artifacts.get("calibration")  # model.calibration=conformal only
         self.forecaster = load_forecaster(
-            Path(context.artifacts["preprocessor"]), Path(context.artifacts["checkpoint"]), settings
+            Path(context.artifacts["preprocessor"]),
+            Path(context.artifacts["checkpoint"]),
+            settings,
+            Path(calibration) if calibration else None,
         )
 
     def predict(

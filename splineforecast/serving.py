@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from splineforecast.artifacts import RunPaths, read_preprocessor_state
+from splineforecast.artifacts import RunPaths, read_calibration, read_preprocessor_state
 from splineforecast.data import schema
 from splineforecast.data.covariates import check_static
 from splineforecast.data.preprocess import Preprocessor
@@ -27,7 +27,8 @@ from splineforecast.errors import ContractError, ErrorCode
 from splineforecast.models.factory import build_network
 from splineforecast.models.networks import point_of
 from splineforecast.models.spec import DataSpec
-from splineforecast.records import ServingSettings
+from splineforecast.records import Calibration, ServingSettings
+from splineforecast.uncertainty import apply_calibration, quantile_columns
 
 if TYPE_CHECKING:
     from splineforecast.data.panel_preprocess import PanelPreprocessor
@@ -96,7 +97,11 @@ def _window(history: pd.DataFrame, pre: Preprocessor, settings: ServingSettings)
 
 
 def forecast(
-    history: pd.DataFrame, preprocessor: Preprocessor, net: nn.Module, settings: ServingSettings
+    history: pd.DataFrame,
+    preprocessor: Preprocessor,
+    net: nn.Module,
+    settings: ServingSettings,
+    calibration: Calibration | None = None,
 ) -> pd.DataFrame:
     """Forecast ``settings.horizon`` steps after the end of ``history``.
 
@@ -106,9 +111,11 @@ def forecast(
         preprocessor: the run's fitted preprocessor (its freq is the time grid).
         net: the trained network, reading (batch, lookback, n_features).
         settings: the window lengths, and the time column and its format (None: ISO 8601).
+        calibration: the run's conformal offsets (calibration.json), when it has them.
 
     Returns:
-        ``horizon`` rows: the time column (the next grid steps), ``step`` (1..horizon), the target.
+        ``horizon`` rows: the time column (the next grid steps), ``step`` (1..horizon), the target, and
+        with ``settings.quantiles`` a column ``<target>_q<level>`` per level.
 
     Raises:
         ContractError: DATA_SCHEMA_ERROR (28) for a missing column or bad cells;
@@ -120,9 +127,14 @@ def forecast(
     out = run_network(net, window[None], horizon)
     values_out = preprocessor.inverse_target(out[0])
     future = pd.date_range(index[-1], periods=horizon + 1, freq=preprocessor.freq)[1:]
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {settings.time_column: future, "step": np.arange(1, horizon + 1), preprocessor.target: values_out}
     )
+    if settings.quantiles:
+        levels = preprocessor.inverse_target(run_levels(net, window[None], len(settings.quantiles), calibration)[0])
+        names = quantile_columns(preprocessor.target, settings.quantiles)
+        frame = frame.assign(**{name: levels[:, k] for k, name in enumerate(names)})
+    return frame
 
 
 def last_window(
@@ -156,6 +168,15 @@ def run_network(net: nn.Module, windows: np.ndarray, horizon: int, series: np.nd
     return out[:, :, 0].numpy().astype(np.float64)
 
 
+def run_levels(net: nn.Module, windows: np.ndarray, n_levels: int, calibration: Calibration | None) -> np.ndarray:
+    """(n, lookback, n_features) scaled windows -> (n, horizon, n_levels) scaled quantile forecasts, calibrated."""
+    net.eval()
+    with torch.no_grad():
+        out = net(torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)))[:, :, 0]
+    base = out.numpy().astype(np.float64)
+    return apply_calibration(base if base.ndim == 3 else base[:, :, None], calibration, n_levels)
+
+
 @dataclass
 class Forecaster:
     """A trained run's preprocessor and network with the settings ``forecast`` needs."""
@@ -163,16 +184,18 @@ class Forecaster:
     preprocessor: Preprocessor
     net: nn.Module
     settings: ServingSettings
+    calibration: Calibration | None = None
 
     def predict(self, history: pd.DataFrame) -> pd.DataFrame:
         """The forecast after ``history`` (see :func:`forecast`)."""
-        return forecast(history, self.preprocessor, self.net, self.settings)
+        return forecast(history, self.preprocessor, self.net, self.settings, self.calibration)
 
 
 def load_forecaster(
     preprocessor: Path | Preprocessor | PanelPreprocessor,
     checkpoint: Path,
     settings: ServingSettings | dict[str, Any],
+    calibration: Path | Calibration | None = None,
 ) -> Forecaster | PanelForecaster:
     """Load a run's network (and preprocessor, given a path); check they agree with ``settings``.
 
@@ -200,7 +223,14 @@ def load_forecaster(
     settings = dataclasses.replace(settings, lookback=spec.lookback, horizon=spec.horizon)
     if isinstance(pre, PanelPreprocessor):
         return PanelForecaster(pre, net, settings)
-    return Forecaster(pre, net, settings)
+    cal = read_calibration(calibration) if isinstance(calibration, Path) else calibration
+    made = list(cal.levels) if cal is not None else list(getattr(net, "quantiles", ()))
+    if settings.quantiles and list(settings.quantiles) != made:
+        raise _contract(
+            f"serving settings list quantile levels {settings.quantiles}, but the checkpoint and calibration "
+            f"give {made}; re-run stage=train for this run_id"
+        )
+    return Forecaster(pre, net, settings, cal)
 
 
 def _read_preprocessor(path: Path) -> Preprocessor | PanelPreprocessor:
@@ -214,4 +244,4 @@ def _read_preprocessor(path: Path) -> Preprocessor | PanelPreprocessor:
 def load_run_forecaster(paths: RunPaths, settings: ServingSettings | None = None) -> Forecaster | PanelForecaster:
     """The Forecaster of a trained run from its local files (``settings`` default to the run's own)."""
     settings = paths.read_serving() if settings is None else settings
-    return load_forecaster(paths.preprocessor_json, paths.best_ckpt, settings)
+    return load_forecaster(paths.preprocessor_json, paths.best_ckpt, settings, paths.read_calibration())

@@ -31,6 +31,7 @@ from splineforecast.config import sqlite_path, tracking_uri
 from splineforecast.data.panel import WIDE_SERIES_COLUMN
 from splineforecast.errors import ContractError, ErrorCode, Interrupted
 from splineforecast.files import file_lock
+from splineforecast.uncertainty import quantile_columns
 
 RUN_ID_TAG = "splineforecast.run_id"
 STAGES_TAG = "splineforecast.stages_done"
@@ -320,9 +321,12 @@ def log_model(tracker: Tracker, paths: RunPaths) -> str:
     # no input schema: the history's columns and cell types vary (text or numbers, gaps), and
     # `forecast` checks them; the output schema documents the forecast frame
     columns = [ColSpec("datetime", settings.time_column), ColSpec("long", "step"), ColSpec("double", settings.target)]
+    columns += [ColSpec("double", c) for c in quantile_columns(settings.target, settings.quantiles or [])]
     series = settings.series_column or (WIDE_SERIES_COLUMN if settings.wide else None)  # a panel: per series
     outputs = Schema([*([ColSpec("string", series)] if series else []), *columns])
     files = {"preprocessor": paths.preprocessor_json, "checkpoint": paths.best_ckpt, "settings": paths.serving_json}
+    if paths.calibration_json.is_file():
+        files["calibration"] = paths.calibration_json
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         # the history differs per call (length, gaps), so there is no one input example
         warnings.filterwarnings("ignore", message=".*An input example was not provided")
