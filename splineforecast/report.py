@@ -13,13 +13,20 @@ import numpy as np  # noqa: E402
 
 from splineforecast.evaluation import METRICS, TestForecast  # noqa: E402
 from splineforecast.records import EvalResult  # noqa: E402
+from splineforecast.uncertainty import intervals  # noqa: E402
 
 
 def plot_forecast(tf: TestForecast, timestamps: np.ndarray, lookback: int, title: str) -> bytes:
-    """PNG: observed test values beside the 1-step and last-step forecasts of every window."""
+    """PNG: observed test values beside the 1-step and last-step forecasts of every window; with quantiles,
+    a fan of the 1-step intervals (widest palest) under them."""
     horizon = tf.forecast.shape[1]
     origins = tf.starts + lookback  # the first forecast row of each window
     fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
+    for k, (pct, lower, upper) in enumerate(fan_bands(tf)):
+        alpha = 0.15 + 0.5 * k / max(1, len(intervals(tf.levels)))
+        ax.fill_between(
+            timestamps[origins], lower, upper, color="tab:blue", alpha=alpha, lw=0, label=f"{pct}% interval"
+        )
     rows = np.arange(origins[0], origins[-1] + horizon)
     seen = tf.observed[rows]
     ax.plot(timestamps[rows][seen], tf.actual[rows][seen], ".", ms=3, color="black", label="observed")
@@ -27,6 +34,13 @@ def plot_forecast(tf: TestForecast, timestamps: np.ndarray, lookback: int, title
     if horizon > 1:
         ax.plot(timestamps[origins + horizon - 1], tf.forecast[:, -1], lw=1, label=f"forecast, {horizon} steps ahead")
     return _png(fig, ax, title)
+
+
+def fan_bands(tf: TestForecast, step: int = 0) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(nominal percent, lower, upper) of each interval at horizon ``step`` over the test windows, widest first."""
+    if tf.quantiles is None:
+        return []
+    return [(pct, tf.quantiles[:, step, lo], tf.quantiles[:, step, hi]) for lo, hi, pct in intervals(tf.levels)]
 
 
 def _png(fig: Any, ax: Any, title: str) -> bytes:
@@ -79,6 +93,20 @@ def _table(result: EvalResult) -> str:
     return head + body
 
 
+def render_uncertainty(result: EvalResult) -> str:
+    """The interval scores of report.md: coverage and width of each interval, MSIS and CRPS (no quantiles: "")."""
+    if result.uncertainty is None:
+        return ""
+    scores = result.uncertainty["scores"]
+    keys = [k for k in scores["model"] if k.startswith(("coverage_", "width_"))]
+    keys += [k for k in ("msis", "crps") if k in scores["model"]]
+    head = "| | " + " | ".join(keys) + " |\n|---|" + "---|" * len(keys) + "\n"
+    body = "".join(f"| {n} | " + " | ".join(f"{r[k]:.4g}" for k in keys) + " |\n" for n, r in scores.items())
+    levels = ", ".join(f"{q:g}" for q in result.uncertainty["levels"])
+    calibration = result.uncertainty.get("calibration", "none")
+    return f"\n## Intervals (levels {levels}; calibration {calibration})\n\n" + head + body
+
+
 def render_report(result: EvalResult, summary: dict[str, str], plot_name: str) -> str:
     """report.md: data, config, metrics beside the baselines, per-step MAE, the plot ``plot_name``."""
     steps = result.scores.per_horizon
@@ -91,6 +119,7 @@ def render_report(result: EvalResult, summary: dict[str, str], plot_name: str) -
         + "".join(f"- **{k}**: {v}\n" for k, v in summary.items())
         + f"\n## Test metrics (original units, {result.scores.n_points} observed points)\n\n"
         + _table(result)
+        + render_uncertainty(result)
         + "\n## MAE per horizon step\n\n| step | "
         + " | ".join(steps)
         + " |\n|---|"

@@ -122,3 +122,34 @@ def test_calibrated_levels_stay_nested_and_unmasked_points_are_ignored() -> None
     seen = np.array([[True], [False]])
     res = residual_levels(np.zeros((2, 1)), y, seen, [0.05, 0.5, 0.95])
     assert res.tolist() == [[0.0, 0.0, 0.0]]
+
+
+def test_fan_chart_bands_and_report_section() -> None:
+    from splineforecast.evaluation import TestForecast
+    from splineforecast.records import EvalResult, Scores, TrainingSummary
+    from splineforecast.report import fan_bands, plot_forecast, render_report
+
+    rng = np.random.default_rng(5)
+    n, horizon, lookback, rows = 30, 2, 4, 40
+    actual = rng.normal(size=rows)
+    qf = np.sort(rng.normal(size=(n, horizon, 5)), axis=-1)
+    plain = TestForecast(np.arange(n), qf[:, :, 2], actual, actual, np.ones(rows, bool))
+    fan = TestForecast(np.arange(n), qf[:, :, 2], actual, actual, np.ones(rows, bool), tuple(LEVELS), qf)
+    bands = fan_bands(fan)
+    assert [b[0] for b in bands] == ["95", "90"] and fan_bands(plain) == []
+    assert np.array_equal(bands[1][1], qf[:, 0, 1]) and np.array_equal(bands[1][2], qf[:, 0, 3])
+    stamps = np.arange(rows).astype("datetime64[D]")
+    png = plot_forecast(fan, stamps, lookback, "t")
+    assert png.startswith(b"\x89PNG") and png != plot_forecast(plain, stamps, lookback, "t")
+    y = actual[(np.arange(n) + lookback)[:, None] + np.arange(horizon)]
+    unc = score_levels(y, {"model": qf}, np.ones_like(y, bool), LEVELS, 1.0)
+    point = {m: 1.0 for m in ("mae", "mse", "rmse", "mape", "r2", "mase")}
+    scores = Scores(point, {}, {"model": {"mae": [1.0, 1.0]}}, n * horizon)
+    result = EvalResult("r", scores, TrainingSummary(1, 0.5), uncertainty={**unc, "calibration": "none"})
+    md = render_report(result, {}, "forecast.png")
+    assert "## Intervals (levels 0.025, 0.05, 0.5, 0.95, 0.975; calibration none)" in md
+    cover = unc["scores"]["model"]["coverage_90"]
+    assert f"| model | {unc['scores']['model']['coverage_95']:.4g} | " in md and f"{cover:.4g}" in md
+    assert result.mlflow_metrics()["coverage_90"] == cover and "Intervals" not in render_report(
+        EvalResult("r", scores, TrainingSummary(1, 0.5)), {}, "forecast.png"
+    )
