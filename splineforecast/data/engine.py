@@ -24,6 +24,8 @@ The cluster's workers must have the same splineforecast (and NumPy, pandas, SciP
 from __future__ import annotations
 
 import math
+import pickle
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -34,6 +36,7 @@ from splineforecast.errors import ContractError, ErrorCode
 CONNECT_TIMEOUT_S = 5.0  # connecting to a scheduler, and waiting for its first worker
 CHUNKS_PER_WORKER = 4  # a few chunks per worker, so a slow chunk does not leave the others idle
 MAX_CHUNK = 512  # series per task at most: bounds the size of one message to a worker
+IN_FLIGHT_PER_WORKER = 2  # chunks sent ahead per worker on a cluster: bounds what the client holds
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -148,20 +151,24 @@ class DaskMapper:
         client = connect(self.address)
         try:
             workers = sum(client.nthreads().values())
-            data = client.scatter(chunked(items, workers))
-            futures = [client.submit(_run_chunk, fn, d, pure=False) for d in data]
-            del data  # the workers hold the chunks now
-            yield from _joined(_in_order(futures))
+            in_flight: deque[Any] = deque()
+            for chunk in chunked(items, workers):
+                # one pickled message per chunk: Dask's serialisation of many small objects costs more
+                # than the work; at most IN_FLIGHT_PER_WORKER chunks per worker are held at once
+                blob = client.scatter(pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL))
+                in_flight.append(client.submit(_run_pickled, fn, blob, pure=False))
+                if len(in_flight) >= IN_FLIGHT_PER_WORKER * workers:
+                    yield from _joined([pickle.loads(in_flight.popleft().result())])
+            while in_flight:
+                yield from _joined([pickle.loads(in_flight.popleft().result())])
         finally:
             client.close()
 
 
-def _in_order(futures: list[Any]) -> Iterator[Any]:
-    """Each future's result in turn, released once taken (the cluster frees it)."""
-    for i, future in enumerate(futures):
-        yield future.result()
-        futures[i] = None
-        future.release()
+def _run_pickled(fn: Callable[[_T], _R], blob: bytes) -> bytes:
+    """:func:`_run_chunk` on a worker, the chunk and its outcome pickled (the cluster's own trust model:
+    Dask pickles every task; nothing here is read from disk)."""
+    return pickle.dumps(_run_chunk(fn, pickle.loads(blob)), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def series_mapper(n_jobs: int, cluster: str | None) -> Mapper:
