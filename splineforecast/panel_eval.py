@@ -12,6 +12,7 @@ import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,9 +20,19 @@ import torch
 
 from splineforecast.data.panel_preprocess import PanelPreprocessor
 from splineforecast.data.processed import Processed
-from splineforecast.evaluation import BASELINES, METRICS, TestForecast, aligned, predict, score_test
-from splineforecast.records import PanelScores, Scores
+from splineforecast.evaluation import (
+    BASELINES,
+    METRICS,
+    TestForecast,
+    aligned,
+    predict,
+    predict_levels,
+    score_test,
+    score_test_levels,
+)
+from splineforecast.records import Calibration, PanelScores, Scores
 from splineforecast.records_panel import PanelSplitContract
+from splineforecast.uncertainty import apply_calibration
 from splineforecast.windows import WindowDataset
 
 SERIES_METRICS = ("mae", "rmse", "smape", "mase", "r2")  # the columns of per_series.csv, per forecaster
@@ -57,11 +68,25 @@ class SeriesScore:
 
 @torch.no_grad()
 def forecast_panel(
-    net: torch.nn.Module, pre: PanelPreprocessor, processed: Processed, test: WindowDataset, groups: np.ndarray
+    net: torch.nn.Module,
+    pre: PanelPreprocessor,
+    processed: Processed,
+    test: WindowDataset,
+    groups: np.ndarray,
+    calibration: Calibration | None = None,
 ) -> list[TestForecast]:
-    """Every series' test forecasts in its original units, with local rows (one network pass for all)."""
+    """Every series' test forecasts in its original units, with local rows (one network pass for all).
+
+    With quantile levels (the network's, or a calibration's) each also holds every level, calibrated by
+    ``calibration`` (fitted on all series' val windows together, in scaled space) when given.
+    """
     t = test.spec.target_indices[0]
     scaled = predict(net, test)[:, :, 0].astype(np.float64)
+    levels = tuple(calibration.levels) if calibration is not None else tuple(getattr(net, "quantiles", ()))
+    scaled_levels = None
+    if levels:
+        base = predict_levels(net, test)[:, :, 0].astype(np.float64)
+        scaled_levels = apply_calibration(base if base.ndim == 3 else base[:, :, None], calibration, len(levels))
     starts = test.starts.numpy()
     out = []
     for i in range(len(pre.series_ids_)):
@@ -69,8 +94,44 @@ def forecast_panel(
         series = member.inverse_target(processed.values[rows, t].astype(np.float64))
         actual = processed.targets_raw[rows, 0] if processed.targets_raw is not None else series
         forecast = member.inverse_target(scaled[mine])
-        out.append(TestForecast(starts[mine] - rows.start, forecast, series, actual, processed.observed_mask[rows, t]))
+        quantiles = None if scaled_levels is None else member.inverse_target(scaled_levels[mine])
+        observed = processed.observed_mask[rows, t]
+        out.append(TestForecast(starts[mine] - rows.start, forecast, series, actual, observed, levels, quantiles))
     return out
+
+
+def panel_uncertainty(
+    forecasts: Sequence[TestForecast], contract: PanelSplitContract, lookback: int, season_length: int
+) -> tuple[dict[str, Any] | None, list[dict[str, dict[str, float]]]]:
+    """metrics.json ``uncertainty`` of a panel (each score the mean over series, as M4 averages MSIS), and
+    each series' scores (``{forecaster: {score: value}}``); None and [] without quantile levels."""
+    if not forecasts or forecasts[0].quantiles is None:
+        return None, []
+    each = [
+        score_test_levels(tf, b.split.train, lookback, season_length)
+        for tf, b in zip(forecasts, contract.series, strict=True)
+    ]
+    rows = [e["scores"] for e in each if e is not None]
+    first = rows[0]
+    scores = {name: {k: _mean([r[name][k] for r in rows]) for k in first[name]} for name in first}
+    horizons = [e["per_horizon"] for e in each if e is not None]
+    per_horizon = {
+        name: {
+            k: np.nanmean(np.array([h[name][k] for h in horizons], dtype=np.float64), axis=0).tolist()
+            for k in horizons[0][name]
+        }
+        for name in horizons[0]
+    }
+    n_points = sum(int(e["n_points"]) for e in each if e is not None)
+    levels = list(forecasts[0].levels)
+    summary = {
+        "levels": levels,
+        "n_points": n_points,
+        "scores": scores,
+        "per_horizon": per_horizon,
+        "mean_over": "series",
+    }
+    return summary, rows
 
 
 def score_series(
@@ -104,15 +165,22 @@ def panel_scores(rows: Sequence[SeriesScore]) -> tuple[Scores, PanelScores]:
     return scores, PanelScores(len(rows), mean)
 
 
-def per_series_csv(rows: Sequence[SeriesScore], series_column: str) -> bytes:
-    """per_series.csv: the series id, its scored points, then each forecaster's metrics."""
+def per_series_csv(
+    rows: Sequence[SeriesScore], series_column: str, uncertainty: Sequence[dict[str, dict[str, float]]] = ()
+) -> bytes:
+    """per_series.csv: the series id, its scored points, then each forecaster's metrics (and, with quantile
+    levels, its interval scores: ``crps``, ``coverage_<pct>``, ``width_<pct>``, ``msis``; not the pinball
+    loss of each level, which metrics.json keeps as means)."""
     records = []
-    for r in rows:
+    for k, r in enumerate(rows):
         table = r.row()
         record: dict[str, object] = {series_column: r.id, "n_points": r.scores.n_points}
         for name in FORECASTERS:
             prefix = "" if name == "model" else f"{name}_"
             record.update({f"{prefix}{m}": table[name][m] for m in SERIES_METRICS})
+            if uncertainty:
+                kept = {m: v for m, v in uncertainty[k][name].items() if not m.startswith("pinball_")}
+                record.update({f"{prefix}{m}": v for m, v in kept.items()})
         records.append(record)
     buffer = io.StringIO()
     pd.DataFrame.from_records(records).to_csv(buffer, index=False)

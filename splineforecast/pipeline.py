@@ -123,14 +123,14 @@ def train(cfg: Config, paths: RunPaths, tracker: Tracker, inputs: ProcessedInput
     calibration = _calibrate(cfg, paths, module.net, data)
     pre, panel, uncertainty = inputs.preprocessor, None, None
     if isinstance(pre, PanelPreprocessor):
-        panel = score_panel(cfg, inputs, module.net, data)
-        scores = panel.scores
+        panel = score_panel(cfg, inputs, module.net, data, calibration)
+        scores, uncertainty = panel.scores, panel.uncertainty
     else:
         test = forecast_test(module.net, pre, inputs.processed, data.datasets["test"], calibration)
         scores = score_test(test, inputs.split.train, cfg.data.lookback, cfg.data.season_length)
         uncertainty = score_test_levels(test, inputs.split.train, cfg.data.lookback, cfg.data.season_length)
-        if uncertainty is not None:
-            uncertainty["calibration"] = cfg.model.calibration
+    if uncertainty is not None:
+        uncertainty["calibration"] = cfg.model.calibration
     result = EvalResult(
         run_id=paths.run_id,
         scores=scores,

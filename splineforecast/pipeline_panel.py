@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,8 +16,15 @@ from splineforecast.contracts import PanelRawInputs, ProcessedInputs
 from splineforecast.data.panel_preprocess import Mapper, PanelPreprocessor
 from splineforecast.data.processed import Processed
 from splineforecast.evaluation import TestForecast
-from splineforecast.panel_eval import SeriesScore, forecast_panel, panel_scores, per_series_csv, score_series
-from splineforecast.records import EvalResult, PanelInfo, PanelScores, Scores
+from splineforecast.panel_eval import (
+    SeriesScore,
+    forecast_panel,
+    panel_scores,
+    panel_uncertainty,
+    per_series_csv,
+    score_series,
+)
+from splineforecast.records import Calibration, EvalResult, PanelInfo, PanelScores, Scores
 from splineforecast.records_panel import PanelSplitContract
 from splineforecast.report import plot_distribution, plot_forecast, render_panel_section
 from splineforecast.windows import WindowDataModule
@@ -58,16 +66,27 @@ class PanelOutcome:
     panel: PanelScores
     rows: list[SeriesScore]
     forecasts: list[TestForecast]
+    uncertainty: dict[str, Any] | None = None  # metrics.json `uncertainty`: means over series
+    uncertainty_rows: list[dict[str, dict[str, float]]] = dataclasses.field(default_factory=list)  # each series'
 
 
-def score_panel(cfg: Config, inputs: ProcessedInputs, net: torch.nn.Module, data: WindowDataModule) -> PanelOutcome:
-    """Forecast every series' test windows with ``net``; score each series and average over series."""
+def score_panel(
+    cfg: Config,
+    inputs: ProcessedInputs,
+    net: torch.nn.Module,
+    data: WindowDataModule,
+    calibration: Calibration | None = None,
+) -> PanelOutcome:
+    """Forecast every series' test windows with ``net``; score each series and average over series (interval
+    scores too, when the network or ``calibration`` gives quantile levels)."""
     pre, contract = inputs.preprocessor, inputs.contract
     assert isinstance(pre, PanelPreprocessor) and isinstance(contract, PanelSplitContract)
-    forecasts = forecast_panel(net, pre, inputs.processed, data.datasets["test"], data.groups["test"])
-    rows = score_series(forecasts, contract, cfg.data.lookback, cfg.data.season_length)
+    forecasts = forecast_panel(net, pre, inputs.processed, data.datasets["test"], data.groups["test"], calibration)
+    d = cfg.data
+    rows = score_series(forecasts, contract, d.lookback, d.season_length)
     scores, panel = panel_scores(rows)
-    return PanelOutcome(scores, panel, rows, forecasts)
+    uncertainty, each = panel_uncertainty(forecasts, contract, d.lookback, d.season_length)
+    return PanelOutcome(scores, panel, rows, forecasts, uncertainty, each)
 
 
 def write_panel_report(
@@ -75,7 +94,8 @@ def write_panel_report(
 ) -> None:
     """per_series.csv, and report.md with the MASE distribution and the median (forecast.png), best and
     worst series; ``head`` is the one-series part of the report (summary, mean metrics, per-step MAE)."""
-    paths.write_per_series(per_series_csv(outcome.rows, inputs.preprocessor.series_column))  # type: ignore[union-attr]
+    column = inputs.preprocessor.series_column  # type: ignore[union-attr]
+    paths.write_per_series(per_series_csv(outcome.rows, column, outcome.uncertainty_rows))
     mase = np.array([r.scores.metrics["mase"] for r in outcome.rows], dtype=np.float64)
     ranked = [i for i in np.argsort(mase, kind="stable") if np.isfinite(mase[i])] or [0]
     picks = {"median": ranked[len(ranked) // 2], "best": ranked[0], "worst": ranked[-1]}

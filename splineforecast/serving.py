@@ -168,11 +168,19 @@ def run_network(net: nn.Module, windows: np.ndarray, horizon: int, series: np.nd
     return out[:, :, 0].numpy().astype(np.float64)
 
 
-def run_levels(net: nn.Module, windows: np.ndarray, n_levels: int, calibration: Calibration | None) -> np.ndarray:
-    """(n, lookback, n_features) scaled windows -> (n, horizon, n_levels) scaled quantile forecasts, calibrated."""
+def run_levels(
+    net: nn.Module,
+    windows: np.ndarray,
+    n_levels: int,
+    calibration: Calibration | None,
+    series: np.ndarray | None = None,
+) -> np.ndarray:
+    """(n, lookback, n_features) scaled windows (and a panel's series indices) -> (n, horizon, n_levels)
+    scaled quantile forecasts, calibrated."""
     net.eval()
+    x = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
     with torch.no_grad():
-        out = net(torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)))[:, :, 0]
+        out = (net(x) if series is None else net(x, torch.as_tensor(series, dtype=torch.long)))[:, :, 0]
     base = out.numpy().astype(np.float64)
     return apply_calibration(base if base.ndim == 3 else base[:, :, None], calibration, n_levels)
 
@@ -221,8 +229,6 @@ def load_forecaster(
     if differ:
         raise _contract(f"serving settings, preprocessor and checkpoint disagree (given, found): {differ}")
     settings = dataclasses.replace(settings, lookback=spec.lookback, horizon=spec.horizon)
-    if isinstance(pre, PanelPreprocessor):
-        return PanelForecaster(pre, net, settings)
     cal = read_calibration(calibration) if isinstance(calibration, Path) else calibration
     made = list(cal.levels) if cal is not None else list(getattr(net, "quantiles", ()))
     if settings.quantiles and list(settings.quantiles) != made:
@@ -230,6 +236,8 @@ def load_forecaster(
             f"serving settings list quantile levels {settings.quantiles}, but the checkpoint and calibration "
             f"give {made}; re-run stage=train for this run_id"
         )
+    if isinstance(pre, PanelPreprocessor):
+        return PanelForecaster(pre, net, settings, cal)
     return Forecaster(pre, net, settings, cal)
 
 

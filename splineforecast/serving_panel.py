@@ -16,8 +16,9 @@ from torch import nn
 from splineforecast.data.panel import WIDE_SERIES_COLUMN, WIDE_TARGET
 from splineforecast.data.panel_preprocess import PanelPreprocessor
 from splineforecast.errors import ContractError, ErrorCode
-from splineforecast.records import ServingSettings
-from splineforecast.serving import last_window, run_network
+from splineforecast.records import Calibration, ServingSettings
+from splineforecast.serving import last_window, run_levels, run_network
+from splineforecast.uncertainty import quantile_columns
 
 MAX_LISTED = 10  # failing series named in one error message
 
@@ -52,13 +53,18 @@ def long_history(history: pd.DataFrame, settings: ServingSettings) -> tuple[pd.D
 
 
 def forecast_panel(
-    history: pd.DataFrame, pre: PanelPreprocessor, net: nn.Module, settings: ServingSettings
+    history: pd.DataFrame,
+    pre: PanelPreprocessor,
+    net: nn.Module,
+    settings: ServingSettings,
+    calibration: Calibration | None = None,
 ) -> pd.DataFrame:
     """Forecast ``settings.horizon`` steps after the end of every series in ``history``.
 
     Returns:
         ``horizon`` rows per series, in the order of first appearance: the series column, the time
-        column, ``step`` and the target.
+        column, ``step`` and the target, and with ``settings.quantiles`` a column ``<target>_q<level>``
+        per level (calibrated by ``calibration`` when the run has one).
 
     Raises:
         ContractError: DATA_SCHEMA_ERROR (28) for an unknown series id, missing column or bad cells;
@@ -86,12 +92,17 @@ def forecast_panel(
         listed = "; ".join(m for _, m in failed[:MAX_LISTED])
         more = f" (and {len(failed) - MAX_LISTED} more)" if len(failed) > MAX_LISTED else ""
         raise ContractError(failed[0][0], f"{len(failed)} series cannot be forecast: {listed}{more}")
-    scaled = run_network(net, np.stack(windows), settings.horizon, np.asarray(members))
-    return _frame(scaled, ends, members, pre, settings, column)
+    stacked, index = np.stack(windows), np.asarray(members)
+    scaled = run_network(net, stacked, settings.horizon, index)
+    levels = None
+    if settings.quantiles:
+        levels = run_levels(net, stacked, len(settings.quantiles), calibration, index)
+    return _frame(scaled, levels, ends, members, pre, settings, column)
 
 
 def _frame(
     scaled: np.ndarray,
+    levels: np.ndarray | None,
     ends: list[tuple[str, pd.Timestamp]],
     members: list[int],
     pre: PanelPreprocessor,
@@ -99,13 +110,18 @@ def _frame(
     column: str,
 ) -> pd.DataFrame:
     h = settings.horizon
+    names = quantile_columns(pre.target, settings.quantiles or [])
     parts = []
     for row, ((sid, end), i) in enumerate(zip(ends, members, strict=True)):
         future = pd.date_range(end, periods=h + 1, freq=pre.freq)[1:]
         values = pre.inverse_target(scaled[row], i)
-        parts.append(
-            pd.DataFrame({column: sid, settings.time_column: future, "step": np.arange(1, h + 1), pre.target: values})
+        part = pd.DataFrame(
+            {column: sid, settings.time_column: future, "step": np.arange(1, h + 1), pre.target: values}
         )
+        if levels is not None:
+            bands = pre.inverse_target(levels[row], i)  # (horizon, n_levels)
+            part = part.assign(**{name: bands[:, k] for k, name in enumerate(names)})
+        parts.append(part)
     return pd.concat(parts, ignore_index=True)
 
 
@@ -116,7 +132,8 @@ class PanelForecaster:
     preprocessor: PanelPreprocessor
     net: nn.Module
     settings: ServingSettings
+    calibration: Calibration | None = None
 
     def predict(self, history: pd.DataFrame) -> pd.DataFrame:
         """The forecast after every series of ``history`` (see :func:`forecast_panel`)."""
-        return forecast_panel(history, self.preprocessor, self.net, self.settings)
+        return forecast_panel(history, self.preprocessor, self.net, self.settings, self.calibration)
