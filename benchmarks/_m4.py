@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -171,3 +172,21 @@ def baselines(history: Sequence[np.ndarray], horizon: int, m: int) -> dict[str, 
         "seasonal_naive": np.stack([seasonal_naive(h, horizon, m) for h in history]),
         "naive2": np.stack([naive2(h, horizon, m) for h in history]),
     }
+
+
+def printed(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The table rows: measured (with ± std over seeds where there are several) then published."""
+    lines = []
+    for r in result["rows"]:
+        line = {"method": r["method"], "source": "measured"}
+        for key in ("smape", "mase", "owa"):
+            line[key] = f"{r[key]:.3f}" + (f" ±{r[key + '_std']:.3f}" if r.get("seeds", 1) > 1 else "")
+        lines.append(line)
+    for name, r in result["peers"].items():
+        scores = {k: f"{r[k]:.3f}" for k in ("smape", "mase", "owa")}
+        lines.append({"method": name, "source": "peer", **scores, "seconds": f"{r['seconds']:.0f}"})
+    lines += [
+        {**{k: f"{v:.3f}" for k, v in r.items() if k != "method"}, "method": r["method"], "source": "published"}
+        for r in result["published"]
+    ]
+    return lines

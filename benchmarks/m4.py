@@ -33,6 +33,7 @@ from typing import Any
 
 import _common as common
 import _m4
+import _m4_intervals as intervals
 import _peers
 import numpy as np
 import pandas as pd
@@ -67,6 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=None, help="model.lr (default: the product's)")
     p.add_argument("--loss", default=None, help="model.loss (default: the product's)")
     p.add_argument("--skip-init", default=None, help="model.skip_init (default: the product's)")
+    p.add_argument("--intervals", action="store_true", help="also 95%% intervals (lower.csv, upper.csv, MSIS)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, one per core)")
     p.add_argument(
         "--flush-denormal", action="store_true", help="torch.set_flush_denormal(True): subnormal floats as 0"
@@ -143,6 +145,7 @@ def product_overrides(args: argparse.Namespace, root: Path, csv: Path, seed: int
         f"run_id=m4-{args.model}-seed{seed}",
         "overwrite=true",  # --runs may hold an earlier run of this seed
         *(f"{k}={v}" for k, v in given.items() if v is not None),
+        *(intervals.overrides() if args.intervals else []),
     ]
 
 
@@ -169,13 +172,15 @@ def train_run(args: argparse.Namespace, root: Path, csv: Path, seed: int) -> tup
     return pipeline.run(cfg, overrides, checked=checked), checked.paths
 
 
-def served(paths: Any, table: pd.DataFrame, kept: Sequence[str]) -> dict[str, np.ndarray]:
-    """The trained run's forecasts from each kept series' train-file values (no test rows), by series id."""
+def served(paths: Any, table: pd.DataFrame, kept: Sequence[str], bounds: bool) -> dict[str, np.ndarray]:
+    """The trained run's forecasts from each kept series' train-file values (no test rows), by series id:
+    (h,), or (h, 3) of the point forecast and the 95% bounds with ``bounds``."""
     from splineforecast.serving import load_run_forecaster
 
     history = table.loc[~table["is_test"] & table["unique_id"].isin(set(kept)), list(COLUMNS)]
     frame = load_run_forecaster(paths).predict(history)
-    return {str(sid): g["y"].to_numpy(np.float64) for sid, g in frame.groupby("unique_id", sort=False)}
+    columns = ["y", *intervals.BOUNDS] if bounds else "y"
+    return {str(sid): g[columns].to_numpy(np.float64) for sid, g in frame.groupby("unique_id", sort=False)}
 
 
 def check_served(paths: Any, forecasts: dict[str, np.ndarray], truth: dict[str, np.ndarray]) -> float:
@@ -209,14 +214,15 @@ def model_forecast(
     result, paths = train_run(args, root, csv, seed)
     run_seconds = time.perf_counter() - t0
     panel = paths.processed().read_meta().panel
-    forecasts = served(paths, table, panel.series_ids)
+    forecasts = served(paths, table, panel.series_ids, args.intervals)
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     truth = {str(s): g["y"].to_numpy() for s, g in table[table["is_test"]].groupby("unique_id", sort=False)}
-    gap = check_served(paths, forecasts, truth)
-    out = fc[FALLBACK].copy()
+    gap = check_served(paths, {k: v if v.ndim == 1 else v[:, 0] for k, v in forecasts.items()}, truth)
+    # a left-out series takes the FALLBACK forecast, and with --intervals that point as both bounds
+    out = np.repeat(fc[FALLBACK][..., None], 3 if args.intervals else 1, axis=-1)
     for i, sid in enumerate(ids):
         if sid in forecasts:
-            out[i] = forecasts[sid]
+            out[i] = forecasts[sid].reshape(out[i].shape)
     trained = result.result
     facts = {
         "seed": seed,
@@ -264,8 +270,9 @@ def seed_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run_models(
     history: list[np.ndarray], y: np.ndarray, ids: list[str], fc: dict[str, np.ndarray], ref: dict, args: Any
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, str]]:
-    """One product run per seed; the per-seed rows, the summary rows (seed mean, seed ensemble), the left-out."""
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, str], list[dict[str, Any]]]:
+    """One product run per seed; the per-seed rows, the summary rows (seed mean, seed ensemble), the left-out,
+    and with ``--intervals`` the interval row (``fc["bounds"]``: the bounds' mean over seeds)."""
     import torch
 
     if args.threads:
@@ -275,13 +282,17 @@ def run_models(
     freq = GRID[args.freq]
     table = long_table(ids, history, y, freq)
     seeds, forecasts, left_out = [], [], {}
+    interval_rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="m4-runs-") as tmp:
         root = Path(args.runs or tmp).resolve()
         root.mkdir(parents=True, exist_ok=True)
         table[list(COLUMNS)].to_csv(root / "m4-long.csv", index=False)
         for seed in range(args.seeds):
-            f, facts = model_forecast(args, root, table, ids, fc, seed)
-            left_out = facts.pop("left_out")
+            out, facts = model_forecast(args, root, table, ids, fc, seed)
+            left_out, f = facts.pop("left_out"), out[..., 0]
+            if args.intervals:
+                interval_rows.append(intervals.scored(args.model, history, y, out[..., 1:], args.m))
+                fc["bounds"] = out[..., 1:] if seed == 0 else fc["bounds"] + out[..., 1:]
             seeds.append(scored(args.model, history, y, f, args, ref) | facts)
             forecasts.append(f)
             r = seeds[-1]
@@ -292,10 +303,13 @@ def run_models(
                 flush=True,
             )
     fc["model"] = np.mean(forecasts, axis=0)
+    if args.intervals:
+        fc["bounds"] = fc["bounds"] / args.seeds
+        interval_rows = [intervals.summary(interval_rows)] if interval_rows else []
     rows = [seed_summary(seeds)]
     if args.seeds > 1:
         rows.append(scored(f"{args.model} (ensemble of {args.seeds} seeds)", history, y, fc["model"], args, ref))
-    return seeds, rows, left_out
+    return seeds, rows, left_out, interval_rows
 
 
 def run_peers(
@@ -328,9 +342,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ref = _m4.scores(history, y, fc["naive2"], args.m)
     rows = [scored(name, history, y, fc[name], args, ref) for name in BASELINES]
     seeds: list[dict[str, Any]] = []
-    left_out = None
+    left_out: dict[str, str] | None = None
+    interval_rows: list[dict[str, Any]] = []
     if args.model != "none":
-        seeds, model_rows, left_out = run_models(history, y, ids, fc, ref, args)
+        seeds, model_rows, left_out, interval_rows = run_models(history, y, ids, fc, ref, args)
         rows = model_rows + rows
     peers = run_peers(ids, history, y, fc, ref, args) if args.peers else {}
     out = Path(args.out)
@@ -338,30 +353,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     _m4.write_wide(out / "forecasts.csv", ids, fc["model" if args.model != "none" else "naive2"])
     for name in (*BASELINES, *(k for k in fc if k.startswith("peer_"))):
         _m4.write_wide(out / f"forecasts_{name}.csv", ids, fc[name])
+    if "bounds" in fc:
+        intervals.write(out, ids, fc["bounds"])
+        result_intervals = {"rows": interval_rows, "published": intervals.published(), "alpha": intervals.ALPHA}
     published = [
         {"method": k, "smape": v[0], "mase": v[1], "owa": v[2]}
         for k, v in (_m4.PUBLISHED_HOURLY.items() if args.freq == "hourly" else [])
     ]
     result = {"series": series_counts(history, left_out), "rows": rows, "seeds": seeds, "peers": peers}
-    return result | {"published": published, "fallback": FALLBACK}
-
-
-def printed(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """The table rows: measured (with ± std over seeds where there are several) then published."""
-    lines = []
-    for r in result["rows"]:
-        line = {"method": r["method"], "source": "measured"}
-        for key in ("smape", "mase", "owa"):
-            line[key] = f"{r[key]:.3f}" + (f" ±{r[key + '_std']:.3f}" if r.get("seeds", 1) > 1 else "")
-        lines.append(line)
-    for name, r in result["peers"].items():
-        scores = {k: f"{r[k]:.3f}" for k in ("smape", "mase", "owa")}
-        lines.append({"method": name, "source": "peer", **scores, "seconds": f"{r['seconds']:.0f}"})
-    lines += [
-        {**{k: f"{v:.3f}" for k, v in r.items() if k != "method"}, "method": r["method"], "source": "published"}
-        for r in result["published"]
-    ]
-    return lines
+    extra = {"intervals": result_intervals} if "bounds" in fc else {}
+    return result | {"published": published, "fallback": FALLBACK} | extra
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -379,7 +380,9 @@ def main(argv: list[str] | None = None) -> int:
         f"lookback {args.lookback}{left})"
     )
     columns = ("method", "source", "smape", "mase", "owa", *(("seconds",) if result["peers"] else ()))
-    print(common.table(printed(result), columns))
+    print(common.table(_m4.printed(result), columns))
+    if "intervals" in result:
+        print("\n95% intervals\n" + intervals.table(result["intervals"]))
     config = {k: v for k, v in vars(args).items() if k != "out"}
     common.save_result(Path(args.out) / "m4.json", "m4", config, seconds=seconds, **result)
     return 0

@@ -15,6 +15,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 import _m4  # noqa: E402
+import _m4_intervals as intervals  # noqa: E402
 import m4  # noqa: E402
 
 HORIZON, SEASON, LOOKBACK = 8, 24, 48
@@ -145,3 +146,31 @@ def test_script_trains_the_product_panel(cli: Cli) -> None:
         assert pre["scalers"]["mean"][k][0] == pytest.approx(np.mean(x[:-HORIZON]))
     row = payload["rows"][0]
     assert row["method"] == "gru (mean of 1 seeds)" and row["owa"] == pytest.approx(seed["owa"])
+
+
+def test_msis_by_hand() -> None:
+    """M4's MSIS: width plus 2/a times each miss, over the horizon, over the seasonal-naive MAE scale."""
+    history = [np.array([1.0, 3.0, 2.0, 5.0])]  # m = 1: |3-1|, |2-3|, |5-2| -> scale 2
+    y = np.array([[10.0, 10.0, 10.0, 10.0]])
+    lower, upper = np.array([[9.0, 11.0, 9.0, 5.0]]), np.array([[11.0, 12.0, 9.5, 10.0]])
+    # widths 2, 1, 0.5, 5; misses: step 2 below by 1 (+40), step 3 above by 0.5 (+20)
+    expected = np.mean([2.0, 1.0 + 40.0, 0.5 + 20.0, 5.0]) / 2.0
+    assert intervals.msis(history, y, lower, upper, 1) == pytest.approx([expected])
+    row = intervals.scored("x", history, y, np.stack([lower, upper], axis=-1), 1)
+    assert row["coverage"] == pytest.approx(0.5) and row["acd"] == pytest.approx(0.45)
+
+
+@pytest.mark.slow
+def test_script_writes_calibrated_95_percent_intervals(cli: Cli) -> None:
+    stdout, payload, out = run_m4(cli, "--quick", "--intervals")
+    assert "95% intervals" in stdout
+    lower, upper = (pd.read_csv(out / f"{b}.csv") for b in ("lower", "upper"))
+    point = pd.read_csv(out / "forecasts.csv")
+    assert lower.shape == upper.shape == point.shape and lower["id"].tolist() == point["id"].tolist()
+    lo, hi, f = (t.iloc[:, 1:].to_numpy() for t in (lower, upper, point))
+    assert np.all(lo[:6] <= f[:6]) and np.all(f[:6] <= hi[:6]) and np.all(hi[:6] > lo[:6])  # the model's
+    assert np.array_equal(lo[6:], f[6:]) and np.array_equal(hi[6:], f[6:])  # left-out: the fallback point
+    _, _, history, y = panel_files(cli.root)
+    (row,) = payload["intervals"]["rows"]
+    assert row["msis"] == pytest.approx(np.mean(intervals.msis(history, y, lo, hi, SEASON)))
+    assert row["coverage"] == pytest.approx(np.mean((lo <= y) & (y <= hi)))
