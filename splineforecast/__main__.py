@@ -31,7 +31,7 @@ from splineforecast.contracts import check
 from splineforecast.errors import ContractError, ErrorCode, Interrupted, to_payload
 
 SUMMARY_METRICS = ("mae", "rmse", "mape", "mase", "r2")
-NEW_RUN_STAGES = ("all", "preprocess")  # the stages that start a run, so may name it themselves
+NEW_RUN_STAGES = ("all", "preprocess", "backtest")  # the stages that start a run, so may name it themselves
 
 
 class JobFailed(BaseException):
@@ -150,9 +150,15 @@ def _task(cfg: DictConfig) -> float | None:
     try:
         config, overrides, tags = _job_config(cfg)
         checked = check(config)  # check_config first, then the inputs of the stage
-        from splineforecast import pipeline  # torch, Lightning and MLflow load only past the checks
+        # torch, Lightning and MLflow load only past the checks
+        if config.stage == "backtest":
+            from splineforecast import backtest
 
-        result = pipeline.run(config, overrides, tags, checked)
+            result = backtest.run(config, overrides, tags, checked)
+        else:
+            from splineforecast import pipeline
+
+            result = pipeline.run(config, overrides, tags, checked)
         _print_summary(result)
     except Exception as exc:  # noqa: BLE001 - every failure of a job leaves it as JobFailed
         _fail(exc)

@@ -174,6 +174,9 @@ class RunPaths:
     mase_png = _At("reports", "mase_per_series.png")  # the distribution of per-series MASE
     best_png = _At("reports", "forecast_best.png")  # forecast.png shows the median series
     worst_png = _At("reports", "forecast_worst.png")
+    # stage=backtest: the parent run's per-fold scores and their aggregate, and the plot of them
+    backtest_json = _At("metrics", "backtest.json")
+    backtest_png = _At("reports", "backtest.png")
 
     def processed(self, npz: str | Path | None = None) -> ProcessedFiles:
         """The processed artifacts of this run, or those at ``npz`` (``data.processed``)."""

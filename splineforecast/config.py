@@ -135,6 +135,16 @@ class PredictConfig:
 
 
 @dataclass
+class BacktestConfig:
+    """stage=backtest: rolling origins. Fold k's data ends (folds - 1 - k) * step rows before the series' end
+    (each series' end, in a panel), and it is split as data.split says, its test part last."""
+
+    folds: int = 4
+    step: int | None = None  # rows between consecutive origins; null = data.horizon
+    refit: bool = True  # true: every fold fits spline, scaler and network anew; false: fold 0's, for every fold
+
+
+@dataclass
 class Config:
     data: DataConfig = MISSING
     spline: SplineConfig = MISSING
@@ -144,13 +154,14 @@ class Config:
     tracking: TrackingConfig = MISSING
     paths: PathsConfig = field(default_factory=PathsConfig)
     predict: PredictConfig = field(default_factory=PredictConfig)
+    backtest: BacktestConfig = field(default_factory=BacktestConfig)
     run_id: str | None = None  # generated when not given
     seed: int = 42
-    stage: str = "all"  # all | preprocess | train | predict
+    stage: str = "all"  # all | preprocess | train | predict | backtest
     overwrite: bool = False
 
 
-STAGES = ("all", "preprocess", "train", "predict")
+STAGES = ("all", "preprocess", "train", "predict", "backtest")
 
 
 GROUP_SCHEMAS: dict[str, type] = {

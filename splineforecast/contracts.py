@@ -30,6 +30,7 @@ from splineforecast.records_panel import PanelSplitContract
 if TYPE_CHECKING:
     from splineforecast.data.panel_preprocess import PanelPreprocessor
     from splineforecast.data.preprocess import Preprocessor
+    from splineforecast.folds import Fold
 
 
 def _config_error(message: str) -> ContractError:
@@ -54,9 +55,11 @@ def check_config(cfg: Config) -> None:
     _check_model(cfg)
     if cfg.trainer.max_epochs < 1:
         raise _config_error(f"`trainer.max_epochs` ({cfg.trainer.max_epochs}) must be >= 1")
-    from splineforecast.panel_checks import check_panel_config  # it builds on this module
+    from splineforecast.folds import check_backtest_config  # both build on this module
+    from splineforecast.panel_checks import check_panel_config
 
     check_panel_config(cfg)
+    check_backtest_config(cfg)
     _check_covariate_names(cfg)
 
 
@@ -306,6 +309,7 @@ class Checked:
     raw: RawInputs | PanelRawInputs | None = None
     processed: ProcessedInputs | None = None
     serving: ServingSettings | None = None  # stage=predict: the trained run's settings
+    folds: list[Fold] | None = None  # stage=backtest: every fold's checked raw inputs, earliest first
 
 
 def check(cfg: Config) -> Checked:
@@ -330,4 +334,8 @@ def check(cfg: Config) -> Checked:
         )
     if cfg.stage == "train":
         return Checked(paths, processed=check_processed(cfg, paths, paths.processed(cfg.data.processed)))
+    if cfg.stage == "backtest":
+        from splineforecast.folds import check_folds
+
+        return Checked(paths, folds=check_folds(cfg))
     return Checked(paths, raw=check_raw(cfg))

@@ -6,11 +6,16 @@ series validated and put on the grid (messages name the series id and the file l
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from splineforecast.config import Config
 from splineforecast.contracts import PanelRawInputs, read_declared
 from splineforecast.data import io
+from splineforecast.data.covariates import Covariate
 from splineforecast.data.panel import (
     SCALERS,
     WIDE_SERIES_COLUMN,
@@ -77,6 +82,21 @@ def _check_series_column(cfg: Config, targets: list[str]) -> None:
         raise _config_error(f"`data.series_column` ({column!r}) is {what}; the series ids need a column of their own")
 
 
+@dataclass
+class PanelFrames:
+    """A panel's validated series on the grid, before they are split (what ``check_panel_raw`` splits)."""
+
+    source: Path
+    n_rows: int
+    frames: dict[str, pd.DataFrame]  # series id -> its rows on the grid
+    freq: str
+    notes: dict[str, Any]
+    series_column: str
+    target: str
+    wide: list[str] | None
+    covariates: list[Covariate]
+
+
 def check_panel_raw(cfg: Config) -> PanelRawInputs:
     """Check the raw table of a panel (stage=all/preprocess): file, covariates, each series, splits.
 
@@ -84,6 +104,12 @@ def check_panel_raw(cfg: Config) -> PanelRawInputs:
         ContractError: the first failed check (FILE_NOT_FOUND, DATA_SCHEMA_ERROR naming the series and
             line, CONFIG_ERROR, INSUFFICIENT_DATA_ERROR when no series holds a window in every part).
     """
+    read = panel_frames(cfg)
+    return split_frames(cfg, read, read.frames)
+
+
+def panel_frames(cfg: Config) -> PanelFrames:
+    """Read the panel's table and validate every series, each put on the grid (not yet split)."""
     d, cov = cfg.data, cfg.covariate
     source, table, covariates = read_declared(cfg)
     numeric = [c.name for c in covariates if c.type == "numeric"]
@@ -99,7 +125,17 @@ def check_panel_raw(cfg: Config) -> PanelRawInputs:
         frames, freq, notes = validate_panel(
             raw, series_column, d.time_column, target, d.freq, numeric, d.time_format, cov.static
         )
-    series, left_out, rule = split_panel(frames, d.split, d.lookback, d.horizon)
-    notes = {**notes, "series_kept": len(series), "series_left_out": len(left_out)}
-    panel = PanelTable(series_column, target, series, left_out, freq, rule, notes, wide)
-    return PanelRawInputs(source, len(raw), panel, covariates)
+    return PanelFrames(source, len(raw), frames, freq, notes, series_column, target, wide, covariates)
+
+
+def split_frames(
+    cfg: Config, read: PanelFrames, frames: dict[str, pd.DataFrame], left_out: dict[str, str] | None = None
+) -> PanelRawInputs:
+    """Split ``frames`` (``read``'s, or a backtest fold's prefixes of them) as data.split says; ``left_out``:
+    series already left out, with the reason."""
+    d = cfg.data
+    series, short, rule = split_panel(frames, d.split, d.lookback, d.horizon)
+    short = {**(left_out or {}), **short}
+    notes = {**read.notes, "series_kept": len(series), "series_left_out": len(short)}
+    panel = PanelTable(read.series_column, read.target, series, short, read.freq, rule, notes, read.wide)
+    return PanelRawInputs(read.source, read.n_rows, panel, read.covariates)

@@ -128,3 +128,14 @@ def render_report(result: EvalResult, summary: dict[str, str], plot_name: str) -
         + step_rows
         + f"\n![forecast vs actual]({plot_name})\n"
     )
+
+
+def plot_folds(values: dict[str, list[float]], metric: str, title: str) -> bytes:
+    """PNG: ``metric`` of each fold of a backtest (x: fold, earliest origin first), one line per forecaster."""
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=100)
+    for name, per_fold in values.items():
+        ax.plot(np.arange(len(per_fold)), per_fold, marker="o", lw=1, label=name)
+    ax.set_xticks(np.arange(len(next(iter(values.values()), []))))
+    ax.set_xlabel("fold (origin)")
+    ax.set_ylabel(metric)
+    return _png(fig, ax, title)

@@ -35,7 +35,14 @@ from splineforecast.uncertainty import quantile_columns
 
 RUN_ID_TAG = "splineforecast.run_id"
 STAGES_TAG = "splineforecast.stages_done"
-STAGE_PARTS = {"all": {"preprocess", "train"}, "preprocess": {"preprocess"}, "train": {"train"}}
+STAGE_PARTS = {
+    "all": {"preprocess", "train"},
+    "preprocess": {"preprocess"},
+    "train": {"train"},
+    "backtest": {"backtest"},
+}
+BACKTEST_TAG = "splineforecast.backtest"  # on a fold's run: the run_id of its backtest (the parent run)
+FOLD_TAG = "splineforecast.fold"  # on a fold's run: its number, 0 for the earliest origin
 SWEEP_TAG = "splineforecast.sweep"
 SWEEP_PARENT_TAG = "splineforecast.sweep_parent"  # on a sweep's parent run: a hash of the sweep folder
 SWEEP_DIR_TAG = "splineforecast.sweep_dir"  # on a sweep's parent run: the sweep folder (jobs carry SWEEP_TAG)
@@ -157,6 +164,13 @@ class Tracker:
             [self.experiment_id], filter_string=f"tags.`{RUN_ID_TAG}` = '{self.run_id}'", max_results=1
         )
         return runs[0] if runs else None
+
+    def recorded(self) -> tuple[str, set[str]] | None:
+        """The MLflow run id of this run_id's run and the stages it finished; None before it exists."""
+        run = self._existing()
+        if run is None:
+            return None
+        return run.info.run_id, set(filter(None, run.data.tags.get(STAGES_TAG, "").split(",")))
 
     def claim(self, stage: str, overwrite: bool, params: dict[str, str]) -> None:
         """Open the run for ``stage``: create it, or reopen one whose earlier stage is done.
