@@ -23,7 +23,7 @@ from splineforecast.config import Config
 from splineforecast.contracts import Checked, RawInputs
 from splineforecast.evaluation import METRICS
 from splineforecast.files import write_bytes, write_json
-from splineforecast.folds import Fold, step_of
+from splineforecast.folds import Fold, fold_run_id, step_of
 from splineforecast.records import EvalResult
 from splineforecast.report import plot_folds
 from splineforecast.tracking import (
@@ -44,12 +44,14 @@ PLOTTED = "mae"  # the metric backtest.png shows per fold
 
 @dataclass(frozen=True)
 class FoldOutcome:
-    """A fold's run and its scores; ``trained``: whether this command trained it (false: read back)."""
+    """A fold's run and its scores; ``trained``: whether this command ran it (false: read back);
+    ``model_from``: the run_id whose preprocessor and network it forecast with."""
 
     fold: Fold
     mlflow_run_id: str
     result: EvalResult
     trained: bool
+    model_from: str
 
 
 def fold_scores(result: EvalResult) -> dict[str, dict[str, float]]:
@@ -116,6 +118,7 @@ def _fold_row(o: FoldOutcome) -> dict[str, Any]:
         "run_id": o.fold.run_id,
         "mlflow_run_id": o.mlflow_run_id,
         "offset": o.fold.offset,
+        "model_from": o.model_from,
     }
     if isinstance(o.fold.raw, RawInputs):  # one series: where its test part lies
         index, (a, b) = o.fold.raw.frame.index, o.fold.raw.split.test
@@ -170,18 +173,27 @@ def _run_fold(
     """Fold ``fold`` as an ordinary stage=all run nested under ``parent``; a finished one is read back."""
     paths = RunPaths(root, fold.run_id)
     found = Tracker(parent.uri, cfg.tracking.experiment, fold.run_id).recorded()
-    n = cfg.backtest.folds
+    n, by = cfg.backtest.folds, trained_by(cfg, root, fold)
+    model_from = fold.run_id if by is None else by.run_id
     if found is not None and {"preprocess", "train"} <= found[1] and not cfg.overwrite:
         print(f"backtest fold {fold.k}/{n}: finished before ({fold.run_id}), not trained again", flush=True)
-        return FoldOutcome(fold, found[0], paths.read_eval(), trained=False)
+        return FoldOutcome(fold, found[0], paths.read_eval(), False, model_from)
     fold_tags = {k: v for k, v in tags.items() if k != SWEEP_TAG}  # the fold's parent is the backtest
     fold_tags.update({PARENT_RUN_TAG: parent.mlflow_run_id, BACKTEST_TAG: str(cfg.run_id), FOLD_TAG: str(fold.k)})
     fold_cfg = dataclasses.replace(cfg, run_id=fold.run_id, stage="all")
-    done = pipeline.run(fold_cfg, overrides, fold_tags, Checked(paths, raw=fold.raw))
+    done = pipeline.run(fold_cfg, overrides, fold_tags, Checked(paths, raw=fold.raw), by)
     assert done.result is not None
     mae = done.result.metrics["mae"]
     print(f"backtest fold {fold.k}/{n} done: {fold.run_id}, test mae {mae:.4g}", flush=True)
-    return FoldOutcome(fold, done.mlflow_run_id, done.result, trained=True)
+    return FoldOutcome(fold, done.mlflow_run_id, done.result, True, model_from)
+
+
+def trained_by(cfg: Config, root: Path, fold: Fold) -> RunPaths | None:
+    """The run whose preprocessor and network fold ``fold`` uses: its own (None), or with
+    backtest.refit=false fold 0's for every later fold."""
+    if cfg.backtest.refit or fold.k == 0:
+        return None
+    return RunPaths(root, fold_run_id(str(cfg.run_id), 0))
 
 
 def _write_outputs(cfg: Config, paths: RunPaths, record: BacktestRecord) -> None:

@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 from pytorch_lightning.callbacks import Callback
 
 from splineforecast import __version__
-from splineforecast.artifacts import RunPaths, run_lock
+from splineforecast.artifacts import RunPaths, read_preprocessor_state, run_lock
 from splineforecast.config import Config, flatten
 from splineforecast.contracts import Checked, PanelRawInputs, ProcessedInputs, RawInputs, check, check_processed
 from splineforecast.data import io
@@ -29,6 +29,7 @@ from splineforecast.data.panel_preprocess import PanelPreprocessor
 from splineforecast.data.preprocess import Preprocessor
 from splineforecast.data.processed import Processed
 from splineforecast.evaluation import TestForecast, forecast_test, predict_with_truth, score_test, score_test_levels
+from splineforecast.files import write_bytes
 from splineforecast.models.module import ForecastModule
 from splineforecast.models.spec import DataSpec
 from splineforecast.pipeline_panel import preprocess_panel, score_panel, write_panel_report
@@ -46,7 +47,7 @@ from splineforecast.records import (
 from splineforecast.report import plot_forecast, render_report
 from splineforecast.serving import load_run_forecaster
 from splineforecast.tracking import Tracker, log_model, resolve_uri, tracked_run, ui_command
-from splineforecast.training import EpochMetrics, GracefulStop, TrainResult, fit, interruptible
+from splineforecast.training import EpochMetrics, GracefulStop, TrainResult, checkpoint_result, fit, interruptible
 from splineforecast.uncertainty import calibrate
 from splineforecast.windows import WindowDataModule
 
@@ -61,17 +62,27 @@ class RunResult:
     result: EvalResult | None  # when the run trained
 
 
-def preprocess(cfg: Config, paths: RunPaths, raw: RawInputs | PanelRawInputs) -> None:
-    """Fill and scale the checked table; write the processed artifacts of the run."""
+def preprocess(cfg: Config, paths: RunPaths, raw: RawInputs | PanelRawInputs, fitted: dict | None = None) -> None:
+    """Fill and scale the checked table; write the processed artifacts of the run.
+
+    Args:
+        fitted: the JSON state of a fitted preprocessor to transform with instead of fitting one
+            (stage=backtest with backtest.refit=false: fold 0's); it is saved under this run's run_id.
+    """
     if isinstance(raw, PanelRawInputs):
-        done = preprocess_panel(cfg, paths.run_id, raw, series_mapper(cfg.data.n_jobs, cfg.data.cluster))
+        mapper = series_mapper(cfg.data.n_jobs, cfg.data.cluster)
+        done = preprocess_panel(cfg, paths.run_id, raw, mapper, fitted)
         p = done.processed
         meta = _meta(cfg, paths, raw, p, done.n_imputed, raw.table.target, done.info)
         paths.write_processed(p, meta, done.contract, done.preprocessor.to_json())
         return
     covariates = [dataclasses.asdict(c) for c in raw.covariates]
-    pre = Preprocessor(cfg.data.target, covariates, dataclasses.asdict(cfg.spline), raw.freq, paths.run_id)
-    out = pre.fit(raw.frame, raw.split).transform(raw.frame, raw.split)
+    if fitted is None:
+        pre = Preprocessor(cfg.data.target, covariates, dataclasses.asdict(cfg.spline), raw.freq, paths.run_id)
+        pre.fit(raw.frame, raw.split)
+    else:
+        pre = Preprocessor.from_json({**fitted, "run_id": paths.run_id})
+    out = pre.transform(raw.frame, raw.split)
     stamps = raw.frame.index[: raw.split.n_rows].as_unit("ns").asi8
     raw_target = pre.raw_target(raw.frame, raw.split)[:, None]
     processed = Processed(out.values, out.observed_mask, stamps, pre.feature_names, [pre.target_index], raw_target)
@@ -116,10 +127,21 @@ def _meta(
     )
 
 
-def train(cfg: Config, paths: RunPaths, tracker: Tracker, inputs: ProcessedInputs, stop: GracefulStop) -> EvalResult:
-    """Train on checked processed artifacts; evaluate the best checkpoint on test; write what serves it."""
+def train(
+    cfg: Config,
+    paths: RunPaths,
+    tracker: Tracker,
+    inputs: ProcessedInputs,
+    stop: GracefulStop,
+    trained_by: RunPaths | None = None,
+) -> EvalResult:
+    """Train on checked processed artifacts; evaluate the best checkpoint on test; write what serves it.
+
+    With ``trained_by`` (stage=backtest, backtest.refit=false) that run's checkpoints are taken as they
+    are, copied into this run's: nothing is trained.
+    """
     data = _windows(cfg, inputs)
-    module, trained = _fit(cfg, paths, tracker, data, stop)
+    module, trained = _fit(cfg, paths, tracker, data, stop, trained_by)
     calibration = _calibrate(cfg, paths, module.net, data)
     pre, panel, uncertainty = inputs.preprocessor, None, None
     if isinstance(pre, PanelPreprocessor):
@@ -181,19 +203,35 @@ def _windows(cfg: Config, inputs: ProcessedInputs) -> WindowDataModule:
 
 
 def _fit(
-    cfg: Config, paths: RunPaths, tracker: Tracker, data: WindowDataModule, stop: GracefulStop
+    cfg: Config,
+    paths: RunPaths,
+    tracker: Tracker,
+    data: WindowDataModule,
+    stop: GracefulStop,
+    trained_by: RunPaths | None = None,
 ) -> tuple[ForecastModule, TrainResult]:
-    """Train (or resume an unfinished run of this run_id); return the module holding the best weights."""
+    """Train (or resume an unfinished run of this run_id, or adopt ``trained_by``'s checkpoints); return the
+    module holding the best weights."""
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module = ForecastModule(dataclasses.asdict(cfg.model), dataclasses.asdict(data.spec))
-    resume = paths.last_ckpt.is_file()  # an unfinished run of this run_id (a finished one was refused)
-    if resume:
-        print(f"resuming run_id {paths.run_id} from {paths.last_ckpt}", flush=True)
-    callbacks: list[Callback] = [EpochMetrics(tracker.log_metrics)]
-    trained = fit(module, data, cfg.trainer, paths.best_ckpt, callbacks, stop, resume)  # last: stop.last_ckpt
+    if trained_by is not None:
+        trained = adopt_checkpoints(trained_by, paths)
+    else:
+        resume = paths.last_ckpt.is_file()  # an unfinished run of this run_id (a finished one was refused)
+        if resume:
+            print(f"resuming run_id {paths.run_id} from {paths.last_ckpt}", flush=True)
+        callbacks: list[Callback] = [EpochMetrics(tracker.log_metrics)]
+        trained = fit(module, data, cfg.trainer, paths.best_ckpt, callbacks, stop, resume)  # last: stop.last_ckpt
     state = torch.load(trained.best_ckpt, map_location="cpu", weights_only=True)
     module.load_state_dict(state["state_dict"])
     return module, trained
+
+
+def adopt_checkpoints(source: RunPaths, paths: RunPaths) -> TrainResult:
+    """Copy ``source``'s best and last checkpoints into ``paths`` (atomically); what training them gave."""
+    for src, dst in ((source.best_ckpt, paths.best_ckpt), (source.last_ckpt, paths.last_ckpt)):
+        write_bytes(dst, src.read_bytes())
+    return checkpoint_result(paths.best_ckpt, paths.last_ckpt)
 
 
 def _serving_settings(cfg: Config, paths: RunPaths, inputs: ProcessedInputs) -> ServingSettings:
@@ -272,7 +310,11 @@ _NOT_PARAMS = {"stage", "overwrite", "data.processed", "trainer.enable_progress_
 
 
 def run(
-    cfg: Config, overrides: list[str], tags: dict[str, str] | None = None, checked: Checked | None = None
+    cfg: Config,
+    overrides: list[str],
+    tags: dict[str, str] | None = None,
+    checked: Checked | None = None,
+    trained_by: RunPaths | None = None,
 ) -> RunResult:
     """Run ``cfg.stage`` for ``cfg.run_id`` (which must be set) as one MLflow run.
 
@@ -281,6 +323,8 @@ def run(
         overrides: the command-line overrides, saved with the config.
         tags: extra MLflow tags (e.g. the sweep a job belongs to).
         checked: the result of ``contracts.check(cfg)`` when the caller ran it already.
+        trained_by: a trained run whose preprocessor and checkpoints this run takes instead of fitting its
+            own (stage=backtest with backtest.refit=false: fold 0, for every later fold).
     """
     checked = checked or check(cfg)
     paths = checked.paths
@@ -300,10 +344,11 @@ def run(
         with tracked_run(tracker):
             _write_config(cfg, overrides, paths)
             if checked.raw is not None:
-                preprocess(cfg, paths, checked.raw)
+                fitted = None if trained_by is None else read_preprocessor_state(trained_by.preprocessor_json)
+                preprocess(cfg, paths, checked.raw, fitted)
             if cfg.stage in ("all", "train"):
                 inputs = checked.processed or check_processed(cfg, paths, paths.processed(cfg.data.processed))
-                result = train(cfg, paths, tracker, inputs, stop)
+                result = train(cfg, paths, tracker, inputs, stop, trained_by)
             _log_outputs(tracker, paths, result)
             tracker.mark_done(cfg.stage)
     return RunResult(paths.run_id, tracker.mlflow_run_id, uri, ui_command(uri), tracker.ui_url, result)

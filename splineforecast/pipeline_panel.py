@@ -41,13 +41,20 @@ class PanelProcessed:
     n_imputed: dict[str, int]
 
 
-def preprocess_panel(cfg: Config, run_id: str, raw: PanelRawInputs, mapper: Mapper | None = None) -> PanelProcessed:
-    """Fill and scale every series of the checked panel (per series and part) and lay them end to end."""
+def preprocess_panel(
+    cfg: Config, run_id: str, raw: PanelRawInputs, mapper: Mapper | None = None, fitted: dict | None = None
+) -> PanelProcessed:
+    """Fill and scale every series of the checked panel (per series and part) and lay them end to end;
+    with ``fitted`` (a fitted PanelPreprocessor's JSON state, of these series) transform without fitting."""
     t = raw.table
     covariates = [dataclasses.asdict(c) for c in raw.covariates]
     spline = dataclasses.asdict(cfg.spline)
-    pre = PanelPreprocessor(t.target, covariates, spline, t.freq, run_id, t.series_column, cfg.data.scaler)
-    out = pre.fit(t.series).transform(t.series, mapper)
+    if fitted is None:
+        pre = PanelPreprocessor(t.target, covariates, spline, t.freq, run_id, t.series_column, cfg.data.scaler)
+        pre.fit(t.series)
+    else:
+        pre = PanelPreprocessor.from_json({**fitted, "run_id": run_id})
+    out = pre.transform(t.series, mapper)
     stamps = np.concatenate([s.frame.index.as_unit("ns").asi8 for s in t.series])
     raw_target = pre.raw_target(t.series)[:, None]
     processed = Processed(out.values, out.observed_mask, stamps, pre.feature_names, [0], raw_target, t.ids, out.offsets)

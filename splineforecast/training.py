@@ -226,6 +226,11 @@ def fit(
     finally:
         stop.active = False
     # read the outcome from the last checkpoint: with ddp_spawn the training happened in other processes
+    return checkpoint_result(best_ckpt, last_ckpt)
+
+
+def checkpoint_result(best_ckpt: Path, last_ckpt: Path) -> TrainResult:
+    """What a finished training left in its checkpoints: the epochs trained and the best val/loss."""
     state = torch.load(last_ckpt, map_location="cpu", weights_only=True)
     epochs = int(state["epoch"]) + 1  # saved at the last validation end: the epoch is 0-based
     return TrainResult(best_ckpt=best_ckpt, last_ckpt=last_ckpt, epochs=epochs, best_val_loss=_best_score(state))

@@ -164,3 +164,29 @@ def test_a_backtest_killed_after_fold_1_resumes_without_training_finished_folds(
     assert parent[0].data.metrics["backtest/mae_mean"] == pytest.approx(np.mean(maes))
     assert parent[0].data.metrics["backtest/mae_std"] == pytest.approx(np.std(maes))
     assert [m.value for m in client.get_metric_history(parent[0].info.run_id, "backtest/mae")] == pytest.approx(maes)
+
+
+@pytest.mark.slow
+def test_a_panel_backtest_without_refit_forecasts_every_fold_with_fold_0s_model(seeded: Cli) -> None:
+    cli = seeded
+    _table(panel=True).to_csv(cli.root / "sites.csv", index=False)
+    args = ["stage=backtest", "run_id=bp", "data=tiny", "data.path=sites.csv", "data.series_column=site"]
+    done = cli(*args, "trainer=smoke", "backtest.folds=3", "backtest.refit=false")
+    assert done.returncode == 0, done.stderr
+    paths = {k: RunPaths(cli.artifacts, f"bp-fold{k}") for k in range(3)}
+    scalers = [json.loads(p.preprocessor_json.read_text())["scalers"] for p in paths.values()]
+    assert scalers[1] == scalers[0] == scalers[2]  # fitted once, on fold 0's train parts
+    assert paths[1].best_ckpt.read_bytes() == paths[0].best_ckpt.read_bytes() == paths[2].best_ckpt.read_bytes()
+    ends = [np.load(p.processed_npz)["timestamps"].max() for p in paths.values()]
+    assert ends[0] < ends[1] < ends[2]  # ... but each fold forecasts from its own origin
+    record = json.loads(RunPaths(cli.artifacts, "bp").backtest_json.read_text())
+    assert [f["model_from"] for f in record["per_fold"]] == ["bp-fold0"] * 3
+    assert [f["n_series"] for f in record["per_fold"]] == [2, 2, 2]
+    client = MlflowClient(cli.tracking_uri)
+    runs = {
+        r.info.run_name: r for r in client.search_runs([client.get_experiment_by_name("splineforecast").experiment_id])
+    }
+    assert sorted(runs) == ["bp", "bp-fold0", "bp-fold1", "bp-fold2"]
+    assert {runs[f"bp-fold{k}"].data.tags["mlflow.parentRunId"] for k in range(3)} == {runs["bp"].info.run_id}
+    smape = [f["scores"]["model"]["smape"] for f in record["per_fold"]]
+    assert runs["bp"].data.metrics["backtest/smape_mean"] == pytest.approx(np.mean(smape))
