@@ -1,0 +1,104 @@
+"""benchmarks/uncertainty.py and benchmarks/backtest.py run end to end (``--quick``) on a small ETTh-format file;
+what they print and write is what the product's runs recorded."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import Cli
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+SPLIT = "700,250,250"
+INTERVAL_KEYS = ("coverage_95", "width_95", "coverage_80", "width_80", "msis_95", "crps")
+
+
+@pytest.fixture(scope="module")
+def etth_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1300 hourly rows with ETTh1's eight columns: a daily cycle, a drift and noise in OT."""
+    rng = np.random.default_rng(3)
+    n = 1300
+    t = np.arange(n)
+    day = np.sin(2 * np.pi * t / 24)
+    frame = pd.DataFrame({"date": pd.date_range("2016-07-01", periods=n, freq="h").strftime("%Y-%m-%d %H:%M:%S")})
+    for i, name in enumerate(("HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL")):
+        frame[name] = 3 + (i % 3) * day + 0.2 * rng.standard_normal(n)
+    frame["OT"] = 20 + 5 * day + 0.002 * t + 0.5 * rng.standard_normal(n)
+    path = tmp_path_factory.mktemp("etth") / "ETTh_small.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def run_bench(cli: Cli, name: str, *args: str) -> tuple[str, dict]:
+    """Run ``benchmarks/<name>.py --quick`` with its runs kept under ``cli.root/runs``; its stdout and JSON."""
+    out = cli.root / f"{name}.json"
+    argv = [sys.executable, str(BENCH / f"{name}.py"), *args, "--out", str(out), "--runs", str(cli.root / "runs")]
+    proc = cli.run([*argv, "--split", SPLIT, "--quick"], timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    payload = json.loads(out.read_text())
+    assert payload["benchmark"] == name and {"config", "machine", "rows"} <= payload.keys()
+    return proc.stdout, payload
+
+
+@pytest.mark.slow
+def test_uncertainty_quick(etth_csv: Path, cli: Cli) -> None:
+    stdout, payload = run_bench(cli, "uncertainty", "--data", str(etth_csv))
+    assert "train_ratio" in stdout and "model (conformal)" in stdout and "seasonal_naive" in stdout
+    rows = {r["variant"]: r for r in payload["rows"]}
+    assert list(rows) == ["point", "conformal", "quantiles"] and len(payload["rows"]) == 3
+    for variant, row in rows.items():
+        metrics = json.loads(Path(row["metrics_json"]).read_text())
+        assert metrics["run_id"] == f"unc-{variant}-seed0"
+        assert row["mae"] == metrics["metrics"]["mae"] and row["epochs"] == metrics["training"]["epochs"] == 1
+        assert 0 < row["train_seconds"] < row["run_seconds"]
+        if variant == "point":
+            assert "uncertainty" not in metrics and "intervals" not in row
+            continue
+        unc = metrics["uncertainty"]
+        assert unc["levels"] == [0.025, 0.1, 0.5, 0.9, 0.975] and row["calibration"] == unc["calibration"]
+        for name, scores in row["intervals"].items():
+            assert scores == {k: unc["scores"][name][k] for k in INTERVAL_KEYS}
+            assert 0 <= scores["coverage_80"] <= scores["coverage_95"] <= 1
+            assert 0 < scores["width_80"] < scores["width_95"] and scores["msis_95"] > 0 and scores["crps"] > 0
+    assert rows["conformal"]["calibration"] == "conformal" and rows["quantiles"]["calibration"] == "none"
+    # calibration moves the intervals, never the median: both quantile runs trained alike score the same MAE
+    assert rows["conformal"]["mae"] == rows["quantiles"]["mae"]
+    assert rows["conformal"]["intervals"]["model"] != rows["quantiles"]["intervals"]["model"]
+    s = payload["summary"]
+    for v in ("conformal", "quantiles"):
+        assert s["train_ratio"][v] == pytest.approx(rows[v]["train_seconds"] / rows["point"]["train_seconds"])
+        assert s["train_ratio"][v] > 0 and s["run_ratio"][v] > 0
+        assert s["median_mae_rel"][v] == pytest.approx(rows[v]["mae"] / rows["point"]["mae"] - 1)
+    cov = s["intervals"]["conformal"]["model"]["coverage_95"]
+    assert s["targets_met"]["coverage_95"] is (abs(cov - 0.95) <= 0.02)
+    assert s["targets_met"]["train_ratio"] is (s["train_ratio"]["conformal"] <= 1.1)
+
+
+@pytest.mark.slow
+def test_backtest_quick(etth_csv: Path, cli: Cli) -> None:
+    stdout, payload = run_bench(
+        cli, "backtest", "--data", str(etth_csv), "--folds", "3", "--step", "48", "--refit", "false"
+    )
+    assert "across folds" in stdout and "seasonal_naive_mase" in stdout
+    record = json.loads((cli.root / "runs/artifacts/metrics/bench-backtest/backtest.json").read_text())
+    assert payload["backtest"] == record
+    assert (record["folds"], record["step"], record["refit"]) == (3, 48, False)
+    assert [r["offset"] for r in payload["rows"]] == [96, 48, 0]
+    assert [f["model_from"] for f in record["per_fold"]] == ["bench-backtest-fold0"] * 3
+    for row, fold in zip(payload["rows"], record["per_fold"], strict=True):
+        assert {n: row[n] for n in ("model", "naive", "seasonal_naive")} == fold["scores"]
+        metrics = json.loads((cli.root / f"runs/artifacts/metrics/{fold['run_id']}/metrics.json").read_text())
+        assert row["model"]["mae"] == metrics["metrics"]["mae"] > 0
+        assert row["seasonal_naive"]["mase"] == metrics["baselines"]["seasonal_naive"]["mase"] > 0
+    for name in ("model", "naive", "seasonal_naive"):
+        maes = [r[name]["mae"] for r in payload["rows"]]
+        assert payload["aggregate"][name]["mae"]["mean"] == pytest.approx(np.mean(maes))
+        assert payload["aggregate"][name]["mae"]["std"] == pytest.approx(np.std(maes))
+        assert f"{np.mean(maes):.4f} ± {np.std(maes):.4f}" in stdout
+    # the folds' test parts are 48 rows apart and end at the file's last row
+    lasts = pd.to_datetime([r["test"]["last"] for r in payload["rows"]])
+    assert list(np.diff(lasts) / pd.Timedelta(hours=1)) == [48, 48] and lasts[-1] == pd.Timestamp("2016-08-24 03:00")
