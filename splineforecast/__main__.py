@@ -133,8 +133,7 @@ def _uncertainty_lines(uncertainty: dict[str, Any] | None) -> list[str]:
     if not uncertainty:
         return []
     scores = uncertainty["scores"]
-    keys = [k for k in scores["model"] if k.startswith(("coverage_", "width_"))]
-    keys += [k for k in ("msis", "crps") if k in scores["model"]]
+    keys = [k for k in scores["model"] if k.startswith(("coverage_", "width_", "msis_"))] + ["crps"]
     lines = ["", f"{'intervals':<16}" + "".join(f"{k:>13}" for k in keys)]
     return lines + [f"{n:<16}" + "".join(f"{s[k]:>13.4g}" for k in keys) for n, s in scores.items()]
 

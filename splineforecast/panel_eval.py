@@ -169,7 +169,7 @@ def per_series_csv(
     rows: Sequence[SeriesScore], series_column: str, uncertainty: Sequence[dict[str, dict[str, float]]] = ()
 ) -> bytes:
     """per_series.csv: the series id, its scored points, then each forecaster's metrics (and, with quantile
-    levels, its interval scores: ``crps``, ``coverage_<pct>``, ``width_<pct>``, ``msis``; not the pinball
+    levels, its interval scores: ``crps``, ``coverage_<pct>``, ``width_<pct>``, ``msis_<pct>``; not the pinball
     loss of each level, which metrics.json keeps as means)."""
     records = []
     for k, r in enumerate(rows):

@@ -98,8 +98,7 @@ def render_uncertainty(result: EvalResult) -> str:
     if result.uncertainty is None:
         return ""
     scores = result.uncertainty["scores"]
-    keys = [k for k in scores["model"] if k.startswith(("coverage_", "width_"))]
-    keys += [k for k in ("msis", "crps") if k in scores["model"]]
+    keys = [k for k in scores["model"] if k.startswith(("coverage_", "width_", "msis_"))] + ["crps"]
     head = "| | " + " | ".join(keys) + " |\n|---|" + "---|" * len(keys) + "\n"
     body = "".join(f"| {n} | " + " | ".join(f"{r[k]:.4g}" for k in keys) + " |\n" for n, r in scores.items())
     levels = ", ".join(f"{q:g}" for q in result.uncertainty["levels"])

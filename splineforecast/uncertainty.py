@@ -6,8 +6,8 @@ Score rules (original units, observed test points only, the points the point met
   levels of the pinball losses (the quantile approximation of the CRPS).
 * each symmetric pair of levels ``l < 0.5 < 1 - l`` is the ``100 * (1 - 2l)`` % interval: ``coverage_<p>`` is
   the share of points inside ``[L, U]``, ``width_<p>`` the mean of ``U - L``.
-* ``msis`` (levels 0.025 and 0.975, a = 0.05): the mean of ``(U - L) + 2/a * (L - y) * (y < L) + 2/a * (y - U) *
-  (y > U)``, divided by the in-sample seasonal-naive MAE of the train part (MASE's scale).
+* ``msis_<p>`` (each interval, a = 1 - p/100; ``msis_95`` is M4's MSIS): the mean of ``(U - L) + 2/a * (L - y) *
+  (y < L) + 2/a * (y - U) * (y > U)``, divided by the in-sample seasonal-naive MAE of the train part (MASE's scale).
 
 The baselines' levels are their forecast plus the level's quantile of their own residuals on the train
 part, per horizon step.
@@ -21,9 +21,6 @@ import numpy as np
 
 from splineforecast.models.registry import CONFORMAL_LEVELS, MEDIAN
 from splineforecast.records import Calibration
-
-MSIS_LEVELS = (0.025, 0.975)
-MSIS_ALPHA = 0.05
 
 
 def level_name(q: float) -> str:
@@ -52,8 +49,7 @@ def pinball(y: np.ndarray, f: np.ndarray, q: float) -> np.ndarray:
     return np.maximum(q * err, (q - 1.0) * err)
 
 
-def _msis_terms(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    a = MSIS_ALPHA
+def _msis_terms(y: np.ndarray, lo: np.ndarray, hi: np.ndarray, a: float) -> np.ndarray:
     return (hi - lo) + 2 / a * (lo - y) * (y < lo) + 2 / a * (y - hi) * (y > hi)
 
 
@@ -64,11 +60,8 @@ def _point_scores(y: np.ndarray, qf: np.ndarray, levels: list[float], scale: flo
     for lo, hi, pct in intervals(levels):
         out[f"coverage_{pct}"] = float(((qf[:, lo] <= y) & (y <= qf[:, hi])).mean())
         out[f"width_{pct}"] = float((qf[:, hi] - qf[:, lo]).mean())
-    rounded = [round(q, 10) for q in levels]
-    if all(m in rounded for m in MSIS_LEVELS):
-        lo, hi = (rounded.index(m) for m in MSIS_LEVELS)
-        terms = _msis_terms(y, qf[:, lo], qf[:, hi])
-        out["msis"] = float(terms.mean()) / scale if scale > 0 else float("nan")
+        terms = _msis_terms(y, qf[:, lo], qf[:, hi], 2 * levels[lo])
+        out[f"msis_{pct}"] = float(terms.mean()) / scale if scale > 0 else float("nan")
     out.update({f"pinball_{k}": v for k, v in losses.items()})
     return out
 

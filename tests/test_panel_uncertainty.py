@@ -43,7 +43,7 @@ def test_a_conformal_quantile_panel_scores_intervals_per_series_and_serves_them(
     rows = pd.read_csv(paths.per_series_csv, dtype={"site": str})
     assert sorted(rows["site"]) == sorted(SHIFTS)
     for name, prefix in (("model", ""), ("seasonal_naive", "seasonal_naive_")):
-        for score in ("msis", "crps", "coverage_95", "width_80"):
+        for score in ("msis_95", "msis_80", "crps", "coverage_95", "width_80"):
             assert unc["scores"][name][score] == pytest.approx(rows[f"{prefix}{score}"].mean()), (name, score)
     assert ((rows["coverage_95"] >= 0) & (rows["coverage_95"] <= 1)).all() and (rows["width_95"] > 0).all()
 

@@ -29,10 +29,13 @@ def _by_hand(y: np.ndarray, qf: np.ndarray, levels: list[float], scale: float) -
     }
     lo, hi = qf[:, 0], qf[:, -1]
     msis = sum((hi[i] - lo[i]) + 40 * max(lo[i] - y[i], 0) + 40 * max(y[i] - hi[i], 0) for i in range(n)) / n
+    l90, h90 = qf[:, 1], qf[:, 3]  # the 90% interval: a = 0.1, 2/a = 20
+    msis_90 = sum((h90[i] - l90[i]) + 20 * max(l90[i] - y[i], 0) + 20 * max(y[i] - h90[i], 0) for i in range(n)) / n
     inside = sum(1 for i in range(n) if qf[i, 1] <= y[i] <= qf[i, 3]) / n
     return {
         "crps": 2 * sum(pin.values()) / len(levels),
-        "msis": msis / scale,
+        "msis_95": msis / scale,
+        "msis_90": msis_90 / scale,
         "coverage_90": inside,
         "width_90": float(np.mean(qf[:, 3] - qf[:, 1])),
         "pinball_0.05": pin[0.05],
@@ -49,7 +52,7 @@ def test_scores_match_loops_by_hand_per_point_and_per_step() -> None:
     for key, value in _by_hand(y[points], qf[points], LEVELS, 0.7).items():
         assert got[key] == pytest.approx(value, rel=1e-12), key
     step = _by_hand(y[:, 2][points[:, 2]], qf[:, 2][points[:, 2]], LEVELS, 0.7)
-    assert out["per_horizon"]["model"]["msis"][2] == pytest.approx(step["msis"], rel=1e-12)
+    assert out["per_horizon"]["model"]["msis_95"][2] == pytest.approx(step["msis_95"], rel=1e-12)
     assert out["n_points"] == int(points.sum())
     assert {"coverage_95", "width_95"} <= set(got)
 

@@ -59,14 +59,14 @@ def test_conformal_quantile_run_prints_interval_scores_and_serves_quantile_colum
     proc = seeded("data=tiny", "trainer=smoke", levels, "model.calibration=conformal", "run_id=uq")
     assert proc.returncode == 0, proc.stderr
     head = next(line for line in proc.stdout.splitlines() if line.startswith("intervals"))
-    assert head.split()[1:] == ["coverage_95", "width_95", "coverage_90", "width_90", "msis", "crps"]
-    rows = {line.split()[0]: line.split()[1:] for line in proc.stdout.splitlines() if len(line.split()) == 7}
+    assert head.split()[1:] == ["coverage_95", "width_95", "msis_95", "coverage_90", "width_90", "msis_90", "crps"]
+    rows = {line.split()[0]: line.split()[1:] for line in proc.stdout.splitlines() if len(line.split()) == 8}
     assert {"model", "naive", "seasonal_naive"} <= set(rows)
     metrics = json.loads((seeded.artifacts / "metrics" / "uq" / "metrics.json").read_text())
     unc = metrics["uncertainty"]
     assert unc["levels"] == LEVELS and unc["calibration"] == "conformal"
     assert float(rows["model"][0]) == pytest.approx(unc["scores"]["model"]["coverage_95"], rel=1e-3)
-    assert len(unc["per_horizon"]["model"]["msis"]) == HORIZON
+    assert len(unc["per_horizon"]["model"]["msis_95"]) == HORIZON
     calibration = json.loads((seeded.artifacts / "model" / "uq" / "calibration.json").read_text())
     assert calibration["run_id"] == "uq" and calibration["method"] == "cqr" and calibration["levels"] == LEVELS
     run_id = next(line.split()[-1] for line in proc.stdout.splitlines() if line.startswith("MLflow run id"))
