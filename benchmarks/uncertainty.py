@@ -117,6 +117,8 @@ def train_run(
     unc = metrics.get("uncertainty")
     if unc is not None:
         row["calibration"] = unc["calibration"]
+        if unc["calibration"] == "conformal":  # the method the product fitted (calibration.json)
+            row["method"] = json.loads(checked.paths.calibration_json.read_text())["method"]
         row["n_points"] = unc["n_points"]
         row["intervals"] = {f: {k: unc["scores"][f][k] for k in INTERVAL_KEYS} for f in FORECASTERS}
     return row
@@ -208,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.time() - started
     print(f"\nuncertainty, ETTh1 S, horizon {args.horizon}, {args.seeds} seed(s): cost and median accuracy")
     print(common.table(cost_lines(summary), ("variant", "train_s", "run_s", "train_ratio", "mae", "mae_vs_point")))
-    print("\ntest intervals (original units; msis_95 (M4's MSIS) over the train part's seasonal-naive MAE)")
+    method = next(r["method"] for r in rows if r["variant"] == "conformal")
+    print(f"\ntest intervals (conformal method {method}; original units; msis_95, M4's MSIS, over the train part's")
+    print("seasonal-naive MAE; naive and seasonal naive as scored in the conformal run)")
     print(common.table(interval_lines(summary), ("forecaster", *INTERVAL_KEYS)))
     print("\ntargets met: " + ", ".join(f"{k}={v}" for k, v in summary["targets_met"].items()))
     config = common.run_config(args, levels=list(LEVELS))

@@ -65,6 +65,9 @@ def test_uncertainty_quick(etth_csv: Path, cli: Cli) -> None:
             assert 0 <= scores["coverage_80"] <= scores["coverage_95"] <= 1
             assert 0 < scores["width_80"] < scores["width_95"] and scores["msis_95"] > 0 and scores["crps"] > 0
     assert rows["conformal"]["calibration"] == "conformal" and rows["quantiles"]["calibration"] == "none"
+    calibration = cli.root / "runs/artifacts/model/unc-conformal-seed0/calibration.json"
+    assert rows["conformal"]["method"] == json.loads(calibration.read_text())["method"]
+    assert "method" not in rows["quantiles"]
     # calibration moves the intervals, never the median: both quantile runs trained alike score the same MAE
     assert rows["conformal"]["mae"] == rows["quantiles"]["mae"]
     assert rows["conformal"]["intervals"]["model"] != rows["quantiles"]["intervals"]["model"]
