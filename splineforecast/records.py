@@ -331,9 +331,10 @@ class ServingSettings:
 class Calibration:
     """calibration.json (``model.calibration=conformal``): per-step offsets of each level, scaled space.
 
-    ``method`` is ``cqr`` (conformalised trained quantiles) or ``split`` (intervals around the point
-    forecast); ``offsets[k][h]`` is added to level ``levels[k]`` at horizon step ``h + 1``; ``n_points[h]``
-    counts the observed val points that step was calibrated on.
+    ``method`` is ``cqr_relative`` (conformalised trained quantiles, offsets in widths of each window's
+    interval), ``cqr`` (the same, offsets additive) or ``split`` (intervals around the point forecast,
+    additive); ``offsets[k][h]`` moves level ``levels[k]`` at horizon step ``h + 1``; ``n_points[h]`` counts
+    the observed val points that step was calibrated on.
     """
 
     FORMAT: ClassVar[str] = "splineforecast.calibration.v1"

@@ -22,6 +22,9 @@ import numpy as np
 from splineforecast.models.registry import CONFORMAL_LEVELS, MEDIAN
 from splineforecast.records import Calibration
 
+RELATIVE = ("cqr_relative",)  # calibration methods whose offsets are in widths of the interval
+MIN_WIDTH = 1e-8  # scaled units: a collapsed interval's width in the relative score
+
 
 def level_name(q: float) -> str:
     """``0.025`` -> ``"0.025"``: the level as column and metric names write it."""
@@ -97,14 +100,17 @@ def residual_levels(forecast: np.ndarray, y: np.ndarray, seen: np.ndarray, level
 
 
 def conformal_offsets(
-    base: np.ndarray, y: np.ndarray, seen: np.ndarray, levels: list[float]
+    base: np.ndarray, y: np.ndarray, seen: np.ndarray, levels: list[float], relative: bool = False
 ) -> tuple[np.ndarray, list[int]]:
-    """Per-step additive offsets (n_levels, horizon) that make each symmetric interval cover its level.
+    """Per-step offsets (n_levels, horizon) that make each symmetric interval cover its level.
 
     ``base`` (n, horizon, n_levels) holds the val forecasts (the point forecast in every column for split
     conformal). For the pair at nominal ``1 - a``, the score of a point is ``max(L - y, y - U)``, and the
     interval widens (or narrows) by the ``ceil((n + 1)(1 - a)) / n`` empirical quantile of the scores at its
-    step (Romano et al. 2019's conformalised quantile regression). Levels without a partner keep offset 0.
+    step (Romano et al. 2019's conformalised quantile regression). With ``relative`` the score is divided by
+    the interval's own width ``U - L`` and the offset is that many widths (the normalised CQR score), so a
+    window the network is sure of stays narrow and an unsure one widens more. Levels without a partner keep
+    offset 0.
     """
     horizon = base.shape[1]
     offsets = np.zeros((len(levels), horizon))
@@ -116,6 +122,8 @@ def conformal_offsets(
                 continue
             ok = seen[:, h]
             scores = np.maximum(base[ok, h, lo] - y[ok, h], y[ok, h] - base[ok, h, hi])
+            if relative:
+                scores = scores / np.maximum(base[ok, h, hi] - base[ok, h, lo], MIN_WIDTH)
             rank = min(1.0, np.ceil((n + 1) * coverage) / n)
             q = float(np.quantile(scores, rank, method="higher"))
             offsets[lo, h], offsets[hi, h] = -q, q
@@ -125,15 +133,17 @@ def conformal_offsets(
 def calibrate(run_id: str, out: np.ndarray, y: np.ndarray, seen: np.ndarray, quantiles: list[float]) -> Calibration:
     """The conformal calibration of a network's val output ``out`` (n, horizon, [n_levels]), scaled space.
 
-    With trained ``quantiles`` it is conformalised quantile regression on them; without, split conformal
-    around the point forecast at :data:`~splineforecast.models.registry.CONFORMAL_LEVELS`.
+    With trained ``quantiles`` it is conformalised quantile regression on them with the score relative to
+    each interval's width (``cqr_relative``: the windows of all series of a panel share one calibration, and
+    an additive offset would widen the intervals of every series alike); without, split conformal around the
+    point forecast at :data:`~splineforecast.models.registry.CONFORMAL_LEVELS` (``split``: additive).
     """
     if quantiles:
-        levels, base, method = list(quantiles), out, "cqr"
+        levels, base, method = list(quantiles), out, "cqr_relative"
     else:
         levels, method = list(CONFORMAL_LEVELS), "split"
         base = np.repeat(out[:, :, None], len(levels), axis=2)
-    offsets, counts = conformal_offsets(base, y, seen, levels)
+    offsets, counts = conformal_offsets(base, y, seen, levels, relative=method in RELATIVE)
     return Calibration(run_id, method, levels, offsets.tolist(), counts)
 
 
@@ -147,7 +157,13 @@ def apply_calibration(base: np.ndarray, calibration: Calibration | None, n_level
     out = np.broadcast_to(base, (*base.shape[:-1], n_levels)).astype(np.float64)
     if calibration is None:
         return out
-    out = out + np.asarray(calibration.offsets).T  # (horizon, n_levels) broadcast over windows
+    offsets = np.asarray(calibration.offsets).T  # (horizon, n_levels), broadcast over windows
+    if calibration.method in RELATIVE:  # offsets in widths of each window's own interval
+        widths = np.zeros_like(out)
+        for lo, hi, _ in intervals(calibration.levels):
+            widths[..., lo] = widths[..., hi] = out[..., hi] - out[..., lo]
+        offsets = offsets * widths
+    out = out + offsets
     m = calibration.levels.index(MEDIAN)
     below = np.minimum.accumulate(out[..., : m + 1][..., ::-1], axis=-1)[..., ::-1]
     above = np.maximum.accumulate(out[..., m:], axis=-1)

@@ -11,6 +11,7 @@ from splineforecast.records import Calibration
 from splineforecast.uncertainty import (
     apply_calibration,
     calibrate,
+    conformal_offsets,
     intervals,
     quantile_columns,
     residual_levels,
@@ -112,7 +113,33 @@ def test_cqr_widens_too_narrow_quantiles_to_the_nominal_level() -> None:
     assert _coverage(Calibration("r", "none", levels, [[0, 0]] * 3, [0, 0]), base_test, y_test, levels)["90"] < 0.5
     cal = calibrate("r", base_val, y_val, np.ones_like(y_val, bool), levels)
     share = _coverage(cal, base_test, y_test, levels)["90"]
-    assert cal.method == "cqr" and abs(share - 0.9) < 4 * np.sqrt(0.09 * (1 / 2000 + 1 / 20000))
+    assert cal.method == "cqr_relative" and abs(share - 0.9) < 4 * np.sqrt(0.09 * (1 / 2000 + 1 / 20000))
+
+
+def test_relative_cqr_calibrates_each_noise_level_and_additive_cqr_does_not() -> None:
+    """Two kinds of windows, noise sd 1 and 5, whose quantiles are right in shape but 0.4 times too narrow:
+    the relative score widens each by its own width, so both reach the nominal 90%; one additive offset
+    over-covers the quiet windows and under-covers the noisy ones."""
+    rng = np.random.default_rng(5)
+    levels, n_val, n_test = [0.05, 0.5, 0.95], 4000, 40000
+    z = stats.norm.ppf(levels) * 0.4
+
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        sd = np.where(np.arange(n) % 2 == 0, 1.0, 5.0)[:, None]
+        return np.broadcast_to(z, (n, 1, 3)) * sd[:, :, None], rng.normal(size=(n, 1)) * sd, sd[:, 0] > 1
+
+    base_val, y_val, _ = draw(n_val)
+    base_test, y_test, noisy = draw(n_test)
+    seen = np.ones_like(y_val, bool)
+    relative = calibrate("r", base_val, y_val, seen, levels)
+    offsets, counts = conformal_offsets(base_val, y_val, seen, levels)
+    additive = Calibration("r", "cqr", levels, offsets.tolist(), counts)
+    tolerance = 4 * np.sqrt(0.09 * (2 / n_val + 2 / n_test))
+    for group in (noisy, ~noisy):
+        share = _coverage(relative, base_test[group], y_test[group], levels)["90"]
+        assert abs(share - 0.9) < tolerance, share
+    assert _coverage(additive, base_test[~noisy], y_test[~noisy], levels)["90"] > 0.97
+    assert _coverage(additive, base_test[noisy], y_test[noisy], levels)["90"] < 0.8
 
 
 def test_calibrated_levels_stay_nested_and_unmasked_points_are_ignored() -> None:

@@ -68,7 +68,7 @@ def test_conformal_quantile_run_prints_interval_scores_and_serves_quantile_colum
     assert float(rows["model"][0]) == pytest.approx(unc["scores"]["model"]["coverage_95"], rel=1e-3)
     assert len(unc["per_horizon"]["model"]["msis_95"]) == HORIZON
     calibration = json.loads((seeded.artifacts / "model" / "uq" / "calibration.json").read_text())
-    assert calibration["run_id"] == "uq" and calibration["method"] == "cqr" and calibration["levels"] == LEVELS
+    assert calibration["run_id"] == "uq" and calibration["method"] == "cqr_relative" and calibration["levels"] == LEVELS
     run_id = next(line.split()[-1] for line in proc.stdout.splitlines() if line.startswith("MLflow run id"))
     recent = seeded.root / "recent.csv"
     recent.write_text("date,co2\n" + "".join(open_bundled().splitlines(keepends=True)[-157:]))
