@@ -117,7 +117,7 @@ def test_script_baselines_only(cli: Cli) -> None:
 @pytest.mark.slow
 def test_script_trains_the_product_panel(cli: Cli) -> None:
     runs = cli.root / "runs"
-    stdout, payload, out = run_m4(cli, "--quick", "--model", "gru", "--runs", str(runs))
+    stdout, payload, out = run_m4(cli, "--quick", "--model", "gru", "--runs", str(runs), "--intervals")
     assert "gru seed=0" in stdout and "2 left out, forecast by seasonal_naive" in stdout
     series = payload["series"]
     # H7 (30 points: 22 train rows < lookback + horizon) and H8 (5 points: no train rows) are left out
@@ -146,6 +146,22 @@ def test_script_trains_the_product_panel(cli: Cli) -> None:
         assert pre["scalers"]["mean"][k][0] == pytest.approx(np.mean(x[:-HORIZON]))
     row = payload["rows"][0]
     assert row["method"] == "gru (mean of 1 seeds)" and row["owa"] == pytest.approx(seed["owa"])
+    check_intervals(stdout, payload, out, history, y)
+
+
+def check_intervals(stdout: str, payload: dict, out: Path, history: list[np.ndarray], y: np.ndarray) -> None:
+    """--intervals: lower.csv and upper.csv around the point forecast (the fallback's point for the
+    left-out series), scored by M4's MSIS and coverage."""
+    assert "95% intervals" in stdout
+    lower, upper = (pd.read_csv(out / f"{b}.csv") for b in ("lower", "upper"))
+    point = pd.read_csv(out / "forecasts.csv")
+    assert lower.shape == upper.shape == point.shape and lower["id"].tolist() == point["id"].tolist()
+    lo, hi, f = (t.iloc[:, 1:].to_numpy() for t in (lower, upper, point))
+    assert np.all(lo[:6] <= f[:6]) and np.all(f[:6] <= hi[:6]) and np.all(hi[:6] > lo[:6])
+    assert np.array_equal(lo[6:], f[6:]) and np.array_equal(hi[6:], f[6:])
+    (row,) = payload["intervals"]["rows"]
+    assert row["msis"] == pytest.approx(np.mean(intervals.msis(history, y, lo, hi, SEASON)))
+    assert row["coverage"] == pytest.approx(np.mean((lo <= y) & (y <= hi)))
 
 
 def test_msis_by_hand() -> None:
@@ -158,19 +174,3 @@ def test_msis_by_hand() -> None:
     assert intervals.msis(history, y, lower, upper, 1) == pytest.approx([expected])
     row = intervals.scored("x", history, y, np.stack([lower, upper], axis=-1), 1)
     assert row["coverage"] == pytest.approx(0.5) and row["acd"] == pytest.approx(0.45)
-
-
-@pytest.mark.slow
-def test_script_writes_calibrated_95_percent_intervals(cli: Cli) -> None:
-    stdout, payload, out = run_m4(cli, "--quick", "--intervals")
-    assert "95% intervals" in stdout
-    lower, upper = (pd.read_csv(out / f"{b}.csv") for b in ("lower", "upper"))
-    point = pd.read_csv(out / "forecasts.csv")
-    assert lower.shape == upper.shape == point.shape and lower["id"].tolist() == point["id"].tolist()
-    lo, hi, f = (t.iloc[:, 1:].to_numpy() for t in (lower, upper, point))
-    assert np.all(lo[:6] <= f[:6]) and np.all(f[:6] <= hi[:6]) and np.all(hi[:6] > lo[:6])  # the model's
-    assert np.array_equal(lo[6:], f[6:]) and np.array_equal(hi[6:], f[6:])  # left-out: the fallback point
-    _, _, history, y = panel_files(cli.root)
-    (row,) = payload["intervals"]["rows"]
-    assert row["msis"] == pytest.approx(np.mean(intervals.msis(history, y, lo, hi, SEASON)))
-    assert row["coverage"] == pytest.approx(np.mean((lo <= y) & (y <= hi)))
