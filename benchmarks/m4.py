@@ -67,6 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--layers", type=int, default=None, help="model.num_layers (default: the product's)")
     p.add_argument("--lr", type=float, default=None, help="model.lr (default: the product's)")
     p.add_argument("--loss", default=None, help="model.loss (default: the product's)")
+    p.add_argument("--scaler", default=None, help="data.scaler (default: the product's)")
     p.add_argument("--skip-init", default=None, help="model.skip_init (default: the product's)")
     p.add_argument("--intervals", action="store_true", help="also 95%% intervals (lower.csv, upper.csv, MSIS)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, one per core)")
@@ -121,6 +122,7 @@ def product_overrides(args: argparse.Namespace, root: Path, csv: Path, seed: int
         "model.num_layers": args.layers,
         "model.lr": args.lr,
         "model.loss": args.loss,
+        "data.scaler": args.scaler,
         "model.skip_init": args.skip_init,
         "trainer.limit_train_batches": 4 if args.quick else None,
     }

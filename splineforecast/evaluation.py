@@ -18,6 +18,7 @@ import torch
 
 from splineforecast.data.preprocess import Preprocessor
 from splineforecast.data.processed import Processed
+from splineforecast.data.scaling import seasonal_mae
 from splineforecast.records import Calibration, Scores
 from splineforecast.uncertainty import apply_calibration, residual_levels, score_levels
 from splineforecast.windows import WindowDataset, window_loader
@@ -36,10 +37,7 @@ class Scale:
 
 def train_scale(target: np.ndarray, observed: np.ndarray, season_length: int) -> Scale:
     """Scale statistics from the train part of one target (original units)."""
-    lag = season_length if len(target) >= 2 * season_length else 1
-    both = observed[lag:] & observed[:-lag]
-    diffs = np.abs(target[lag:] - target[:-lag])[both]
-    mase = float(diffs.mean()) if diffs.size else float("nan")
+    mase = seasonal_mae(target, observed, season_length)
     mape_eps = 0.01 * float(np.abs(target[observed]).mean())
     return Scale(mase=mase, mape_eps=mape_eps)
 

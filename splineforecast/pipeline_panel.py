@@ -50,7 +50,9 @@ def preprocess_panel(
     covariates = [dataclasses.asdict(c) for c in raw.covariates]
     spline = dataclasses.asdict(cfg.spline)
     if fitted is None:
-        pre = PanelPreprocessor(t.target, covariates, spline, t.freq, run_id, t.series_column, cfg.data.scaler)
+        d = cfg.data
+        pre = PanelPreprocessor(t.target, covariates, spline, t.freq, run_id, t.series_column, d.scaler)
+        pre.season_length = d.season_length
         pre.fit(t.series)
     else:
         pre = PanelPreprocessor.from_json({**fitted, "run_id": run_id})

@@ -74,7 +74,7 @@ class PanelInfo:
     series_column: str
     series_ids: list[str]  # the series kept, in the order of processed.npz
     left_out: dict[str, str]  # series id -> why it was left out (too short for a window in some part, ...)
-    scaler: str  # per_series | global
+    scaler: str  # data.panel.SCALERS: per_series | per_series_mase | global
     wide: list[str] | None = None  # data.target as a list: the wide table's columns, one series each
 
     @property

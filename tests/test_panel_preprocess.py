@@ -79,6 +79,22 @@ def test_a_global_scaler_pools_the_train_parts_of_every_series() -> None:
     assert _panel([a, b]).member(1).scaler_.mean_[0] == pytest.approx(np.nanmean(b.frame["y"].to_numpy()[:36]))
 
 
+def test_a_mase_scaler_scales_each_target_by_its_train_parts_seasonal_naive_mae() -> None:
+    """data.scaler=per_series_mase: centre as per_series, scale by mean |y[t] - y[t - 13]| over observed pairs of
+    the train part (by hand here), so a scaled error of 1 is one in-sample seasonal-naive MAE; JSON round-trips."""
+    a, b = _series("a", 60, 10.0, 1), _series("b", 70, 500.0, 2)
+    pre = PanelPreprocessor("y", [], SPLINE, "W-SAT", "p", "sid", "per_series_mase", season_length=13).fit([a, b])
+    for i, s in enumerate((a, b)):
+        y = s.frame["y"].to_numpy()[: s.split.train[1]]
+        pairs = [abs(y[t] - y[t - 13]) for t in range(13, len(y)) if not np.isnan(y[t]) and not np.isnan(y[t - 13])]
+        assert pre.member(i).scaler_.scale_[0] == pytest.approx(np.mean(pairs), rel=1e-12)
+        assert pre.member(i).scaler_.mean_[0] == pytest.approx(np.nanmean(y))
+    assert pre.member(0).scaler_.scale_[0] != _panel([a, b]).member(0).scaler_.scale_[0]  # not the std
+    back = PanelPreprocessor.from_json(pre.to_json())
+    assert back.scaler == "per_series_mase" and back.season_length == 13
+    np.testing.assert_array_equal(back.transform([a, b]).values, pre.transform([a, b]).values)
+
+
 def test_the_panel_preprocessor_state_round_trips_through_json() -> None:
     series = [_series("a", 50, 1.0, 1), _series("b", 64, 9.0, 2)]
     pre = _panel(series)

@@ -24,7 +24,9 @@ from splineforecast.errors import ContractError, ErrorCode
 
 WIDE_SERIES_COLUMN = "series"  # the series id column of a wide table's panel (ids: the target columns)
 WIDE_TARGET = "value"  # the target column of a wide table's panel
-SCALERS = ("per_series", "global")  # data.scaler: each series scaled by its own train part, or all by all
+# data.scaler: each series scaled by its own train part, the same with the target's scale its in-sample
+# seasonal-naive MAE (MASE's scale), or all series by all train parts
+SCALERS = ("per_series", "per_series_mase", "global")
 
 
 @dataclass

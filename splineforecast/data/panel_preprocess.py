@@ -20,7 +20,7 @@ from splineforecast import __version__
 from splineforecast.data.covariates import Covariate, CovariateEncoder
 from splineforecast.data.panel import SeriesFrame
 from splineforecast.data.preprocess import Preprocessor, Transformed
-from splineforecast.data.scaling import fit_scaler, scaler_from_state, scaler_state
+from splineforecast.data.scaling import fit_scaler, scaler_from_state, scaler_state, seasonal_mae
 from splineforecast.errors import ContractError, ErrorCode
 from splineforecast.records import PANEL_PREPROCESSOR_FORMAT
 
@@ -67,7 +67,9 @@ class PanelPreprocessor:
         freq: the time grid.
         run_id: the run it belongs to.
         series_column: the column holding series ids.
-        scaler: ``per_series`` or ``global``.
+        scaler: ``per_series``, ``per_series_mase`` (the target's scale is the series' in-sample
+            seasonal-naive MAE at ``season_length``, so a scaled error is a MASE-like error) or ``global``.
+        season_length: the seasonal lag of ``per_series_mase``.
     """
 
     def __init__(
@@ -79,9 +81,16 @@ class PanelPreprocessor:
         run_id: str,
         series_column: str,
         scaler: str = "per_series",
+        season_length: int = 0,
     ) -> None:
         self.target, self.covariates, self.spline, self.freq = target, list(covariates), dict(spline), freq
         self.run_id, self.series_column, self.scaler = run_id, series_column, scaler
+        self.season_length = season_length
+
+    @property
+    def per_series(self) -> bool:
+        """Whether every series has its own scaling statistics."""
+        return self.scaler != "global"
 
     @property
     def params(self) -> dict[str, Any]:
@@ -95,12 +104,23 @@ class PanelPreprocessor:
         pooled_categories = pd.concat([t[categorical] for t in trains]) if categorical else pd.DataFrame()
         encoder = CovariateEncoder([Covariate(**c) for c in self.covariates]).fit(pooled_categories)
         probe = Preprocessor.fitted(self.params, self.run_id, encoder, StandardScaler())
-        if self.scaler == "per_series":  # one train part in memory at a time
-            scalers = [fit_scaler(probe._encode(t)) for t in trains]
+        if self.per_series:  # one train part in memory at a time
+            scalers = [self._fit_one(probe._encode(t)) for t in trains]
         else:
             scalers = [fit_scaler(np.concatenate([probe._encode(t) for t in trains]))]
         self._set(encoder, scalers, [s.id for s in series])
         return self
+
+    def _fit_one(self, encoded: np.ndarray) -> StandardScaler:
+        """One series' scaler; with ``per_series_mase`` the target's scale is its seasonal-naive MAE (kept
+        as the standard deviation where that is 0 or undefined: a constant or too short train part)."""
+        scaler = fit_scaler(encoded)
+        if self.scaler == "per_series_mase":
+            target = encoded[:, self.target_index]
+            mae = seasonal_mae(target, ~np.isnan(target), self.season_length)
+            if np.isfinite(mae) and mae > 0:
+                scaler.scale_[self.target_index] = mae
+        return scaler
 
     def _set(self, encoder: CovariateEncoder, scalers: list[StandardScaler], ids: list[str]) -> None:
         self.encoder_, self.scalers_, self.series_ids_ = encoder, scalers, ids
@@ -127,7 +147,7 @@ class PanelPreprocessor:
     def member(self, i: int) -> Preprocessor:
         """The fitted one-series Preprocessor of series ``i`` (its scaler, the shared categories)."""
         self._require_fitted()
-        scaler = self.scalers_[i if self.scaler == "per_series" else 0]
+        scaler = self.scalers_[i if self.per_series else 0]
         return Preprocessor.fitted(self.params, self.run_id, self.encoder_, scaler)
 
     def transform(self, series: Sequence[SeriesFrame], mapper: Mapper | None = None) -> PanelTransformed:
@@ -170,7 +190,12 @@ class PanelPreprocessor:
             "format": FORMAT,
             "version": __version__,
             "run_id": self.run_id,
-            "params": {**self.params, "series_column": self.series_column, "scaler": self.scaler},
+            "params": {
+                **self.params,
+                "series_column": self.series_column,
+                "scaler": self.scaler,
+                "season_length": self.season_length,
+            },
             "feature_names": self.feature_names,
             "categories": self.encoder_.categories_,
             "series_ids": self.series_ids_,
@@ -192,7 +217,7 @@ class PanelPreprocessor:
             rows = zip(*(s[k] for k in keys), strict=True)
             scalers = [scaler_from_state(dict(zip(keys, row, strict=True))) for row in rows]
             ids = [str(i) for i in state["series_ids"]]
-            if len(scalers) != (len(ids) if pre.scaler == "per_series" else 1):
+            if len(scalers) != (len(ids) if pre.per_series else 1):
                 raise ValueError(f"{len(scalers)} scalers for {len(ids)} series ({pre.scaler})")
             pre._set(encoder, scalers, ids)
         except (KeyError, TypeError, ValueError) as exc:

@@ -8,6 +8,15 @@ import numpy as np
 from sklearn.preprocessing import StandardScaler
 
 
+def seasonal_mae(target: np.ndarray, observed: np.ndarray, season_length: int) -> float:
+    """The in-sample seasonal-naive MAE of one target (MASE's scale): the mean of ``|y[t] - y[t - lag]|`` over
+    pairs of observed points, lag = ``season_length`` (1 when there are fewer than two seasons); NaN for none."""
+    lag = season_length if len(target) >= 2 * season_length else 1
+    both = observed[lag:] & observed[:-lag]
+    diffs = np.abs(target[lag:] - target[:-lag])[both]
+    return float(diffs.mean()) if diffs.size else float("nan")
+
+
 def fit_scaler(train: np.ndarray) -> StandardScaler:
     """Fit a StandardScaler on train rows (NaN = missing, ignored). Constant columns get scale 1."""
     return StandardScaler().fit(train)

@@ -269,7 +269,7 @@ def test_a_wide_table_makes_each_listed_column_a_series(compose: Compose, tmp_pa
 
 
 BAD_CONFIG = [
-    (["data.scaler=minmax"], "`data.scaler` (minmax) must be one of ['per_series', 'global']"),
+    (["data.scaler=minmax"], "`data.scaler` (minmax) must be one of ['per_series', 'per_series_mase', 'global']"),
     ([*PANEL, "data.max_windows_per_series=0"], "`data.max_windows_per_series` (0) must be >= 1"),
     ([*PANEL, "model.series_embedding=-1"], "`model.series_embedding` (-1) must be >= 0"),
     (["data.n_jobs=0"], "`data.n_jobs` (0) must be >= 1, or -1"),
