@@ -66,9 +66,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hidden", type=int, default=None, help="model.hidden_size (default: the product's)")
     p.add_argument("--layers", type=int, default=None, help="model.num_layers (default: the product's)")
     p.add_argument("--lr", type=float, default=None, help="model.lr (default: the product's)")
-    p.add_argument("--loss", default=None, help="model.loss (default: the product's)")
-    p.add_argument("--scaler", default=None, help="data.scaler (default: the product's)")
-    p.add_argument("--skip-init", default=None, help="model.skip_init (default: the product's)")
+    for flag, key in (("--loss", "model.loss"), ("--scaler", "data.scaler"), ("--skip-init", "model.skip_init")):
+        p.add_argument(flag, default=None, help=f"{key} (default: the product's)")
     p.add_argument("--intervals", action="store_true", help="also 95%% intervals (lower.csv, upper.csv, MSIS)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, one per core)")
     p.add_argument(
@@ -270,6 +269,15 @@ def seed_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def print_seed(model: str, seed: int, r: dict[str, Any]) -> None:
+    print(
+        f"  {model} seed={seed}: sMAPE={r['smape']:.3f} MASE={r['mase']:.3f} OWA={r['owa']:.3f} "
+        f"({r['epochs']} epochs, fit+forecast {r['fit_forecast_seconds']:.0f} s, "
+        f"{r['fit_forecast_cpu_seconds']:.0f} CPU s)",
+        flush=True,
+    )
+
+
 def run_models(
     history: list[np.ndarray], y: np.ndarray, ids: list[str], fc: dict[str, np.ndarray], ref: dict, args: Any
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, str], list[dict[str, Any]]]:
@@ -297,13 +305,7 @@ def run_models(
                 fc["bounds"] = out[..., 1:] if seed == 0 else fc["bounds"] + out[..., 1:]
             seeds.append(scored(args.model, history, y, f, args, ref) | facts)
             forecasts.append(f)
-            r = seeds[-1]
-            print(
-                f"  {args.model} seed={seed}: sMAPE={r['smape']:.3f} MASE={r['mase']:.3f} OWA={r['owa']:.3f} "
-                f"({r['epochs']} epochs, fit+forecast {r['fit_forecast_seconds']:.0f} s, "
-                f"{r['fit_forecast_cpu_seconds']:.0f} CPU s)",
-                flush=True,
-            )
+            print_seed(args.model, seed, seeds[-1])
     fc["model"] = np.mean(forecasts, axis=0)
     if args.intervals:
         fc["bounds"] = fc["bounds"] / args.seeds
