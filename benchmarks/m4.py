@@ -57,6 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", required=True, help="folder for forecasts*.csv and m4.json")
     p.add_argument("--model", choices=(*MODEL_NAMES, "none"), default="lstm", help="none: baselines only")
     p.add_argument("--seeds", type=int, default=1, help="runs, each with its own seed 0..N-1 (default 1)")
+    p.add_argument("--first-seed", type=int, default=0, help="seeds K..K+N-1 instead (runs are deterministic)")
     p.add_argument("--lookback", type=int, default=None, help="data.lookback; default: 168 hourly, 52 weekly")
     p.add_argument("--horizon", type=int, default=None, help="default: M4's, 48 hourly, 13 weekly")
     p.add_argument("--epochs", type=int, default=None, help="trainer.max_epochs (default: the product's)")
@@ -297,12 +298,12 @@ def run_models(
         root = Path(args.runs or tmp).resolve()
         root.mkdir(parents=True, exist_ok=True)
         table[list(COLUMNS)].to_csv(root / "m4-long.csv", index=False)
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             out, facts = model_forecast(args, root, table, ids, fc, seed)
             left_out, f = facts.pop("left_out"), out[..., 0]
             if args.intervals:
                 interval_rows.append(intervals.scored(args.model, history, y, out[..., 1:], args.m))
-                fc["bounds"] = out[..., 1:] if seed == 0 else fc["bounds"] + out[..., 1:]
+                fc["bounds"] = out[..., 1:] if seed == args.first_seed else fc["bounds"] + out[..., 1:]
             seeds.append(scored(args.model, history, y, f, args, ref) | facts)
             forecasts.append(f)
             print_seed(args.model, seed, seeds[-1])
