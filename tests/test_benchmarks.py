@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
+from bench_helpers import write_small_etth
 from conftest import Cli
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -20,17 +20,7 @@ COMMON_KEYS = {"benchmark", "config", "machine", "rows"}
 @pytest.fixture(scope="module")
 def etth_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """1800 hourly rows with ETTh1's eight columns: daily cycles, a drift and noise."""
-    rng = np.random.default_rng(0)
-    n = 1800
-    t = np.arange(n)
-    day = np.sin(2 * np.pi * t / 24)
-    frame = pd.DataFrame({"date": pd.date_range("2016-07-01", periods=n, freq="h").strftime("%Y-%m-%d %H:%M:%S")})
-    for i, name in enumerate(("HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL")):
-        frame[name] = 3 + (i % 3) * day + 0.2 * rng.standard_normal(n)
-    frame["OT"] = 20 + 5 * day + 0.002 * t + 0.5 * rng.standard_normal(n)
-    path = tmp_path_factory.mktemp("etth") / "ETTh_small.csv"
-    frame.to_csv(path, index=False)
-    return path
+    return write_small_etth(tmp_path_factory.mktemp("etth") / "ETTh_small.csv", 1800, 0)
 
 
 def run_bench(cli: Cli, name: str, *args: str) -> tuple[str, dict]:
