@@ -19,8 +19,9 @@ import torch
 from splineforecast.data.preprocess import Preprocessor
 from splineforecast.data.processed import Processed
 from splineforecast.data.scaling import seasonal_mae
+from splineforecast.models.networks import point_of
 from splineforecast.records import Calibration, Scores
-from splineforecast.uncertainty import apply_calibration, residual_levels, score_levels
+from splineforecast.uncertainty import calibrated_levels, levels_of, residual_levels, score_levels
 from splineforecast.windows import WindowDataset, window_loader
 
 METRICS = ("mae", "mse", "rmse", "mape", "r2", "mase")
@@ -81,9 +82,19 @@ def predict_with_truth(
 
 def predict(net: torch.nn.Module, dataset: WindowDataset, batch_size: int = 512) -> np.ndarray:
     """Point forecasts (the median of a quantile head) for every window: (n_windows, horizon, n_targets)."""
-    out = predict_levels(net, dataset, batch_size)
-    quantiles = getattr(net, "quantiles", ())
-    return out[..., quantiles.index(0.5)] if quantiles else out
+    return point_of(predict_levels(net, dataset, batch_size), net)
+
+
+def predict_first_target(
+    net: torch.nn.Module, dataset: WindowDataset, calibration: Calibration | None = None
+) -> tuple[np.ndarray, tuple[float, ...], np.ndarray | None]:
+    """One pass over ``dataset``, scaled space: the first target's point forecasts (n, horizon), the run's
+    quantile levels (:func:`~splineforecast.uncertainty.levels_of`), and with levels every one of them,
+    calibrated by ``calibration`` when given (n, horizon, n_levels; None without levels)."""
+    out = predict_levels(net, dataset)[:, :, 0]
+    levels = levels_of(net, calibration)
+    quantiles = calibrated_levels(out, calibration, len(levels)) if levels else None
+    return point_of(out, net).astype(np.float64), levels, quantiles
 
 
 def baseline_forecasts(
@@ -198,13 +209,9 @@ def forecast_test(
     series = pre.inverse_target(processed.values[:, t].astype(np.float64))
     # the truth: raw observations (smoothing may have changed `series` at observed points)
     actual = processed.targets_raw[:, 0] if processed.targets_raw is not None else series
-    forecast = pre.inverse_target(predict(net, test)[:, :, 0].astype(np.float64))
-    levels = tuple(calibration.levels) if calibration is not None else tuple(getattr(net, "quantiles", ()))
-    quantiles = None
-    if levels:
-        out = predict_levels(net, test)[:, :, 0].astype(np.float64)
-        base = out if out.ndim == 3 else out[:, :, None]
-        quantiles = pre.inverse_target(apply_calibration(base, calibration, len(levels)))
+    point, levels, scaled_levels = predict_first_target(net, test, calibration)
+    forecast = pre.inverse_target(point)
+    quantiles = None if scaled_levels is None else pre.inverse_target(scaled_levels)
     return TestForecast(test.starts.numpy(), forecast, series, actual, processed.observed_mask[:, t], levels, quantiles)
 
 

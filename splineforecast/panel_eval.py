@@ -25,14 +25,12 @@ from splineforecast.evaluation import (
     METRICS,
     TestForecast,
     aligned,
-    predict,
-    predict_levels,
+    predict_first_target,
     score_test,
     score_test_levels,
 )
 from splineforecast.records import Calibration, PanelScores, Scores
 from splineforecast.records_panel import PanelSplitContract
-from splineforecast.uncertainty import apply_calibration
 from splineforecast.windows import WindowDataset
 
 SERIES_METRICS = ("mae", "rmse", "smape", "mase", "r2")  # the columns of per_series.csv, per forecaster
@@ -81,12 +79,7 @@ def forecast_panel(
     ``calibration`` (fitted on all series' val windows together, in scaled space) when given.
     """
     t = test.spec.target_indices[0]
-    scaled = predict(net, test)[:, :, 0].astype(np.float64)
-    levels = tuple(calibration.levels) if calibration is not None else tuple(getattr(net, "quantiles", ()))
-    scaled_levels = None
-    if levels:
-        base = predict_levels(net, test)[:, :, 0].astype(np.float64)
-        scaled_levels = apply_calibration(base if base.ndim == 3 else base[:, :, None], calibration, len(levels))
+    scaled, levels, scaled_levels = predict_first_target(net, test, calibration)
     starts = test.starts.numpy()
     out = []
     for i in range(len(pre.series_ids_)):
@@ -107,26 +100,16 @@ def panel_uncertainty(
     each series' scores (``{forecaster: {score: value}}``); None and [] without quantile levels."""
     if not forecasts or forecasts[0].quantiles is None:
         return None, []
-    each = [
-        score_test_levels(tf, b.split.train, lookback, season_length)
-        for tf, b in zip(forecasts, contract.series, strict=True)
-    ]
-    rows = [e["scores"] for e in each if e is not None]
+    pairs = zip(forecasts, contract.series, strict=True)
+    scored = (score_test_levels(tf, b.split.train, lookback, season_length) for tf, b in pairs)
+    each = [e for e in scored if e is not None]  # every series has levels: none is None
+    rows = [e["scores"] for e in each]
     first = rows[0]
     scores = {name: {k: _mean([r[name][k] for r in rows]) for k in first[name]} for name in first}
-    horizons = [e["per_horizon"] for e in each if e is not None]
-    per_horizon = {
-        name: {
-            k: np.nanmean(np.array([h[name][k] for h in horizons], dtype=np.float64), axis=0).tolist()
-            for k in horizons[0][name]
-        }
-        for name in horizons[0]
-    }
-    n_points = sum(int(e["n_points"]) for e in each if e is not None)
-    levels = list(forecasts[0].levels)
+    per_horizon = _mean_per_horizon([e["per_horizon"] for e in each])
     summary = {
-        "levels": levels,
-        "n_points": n_points,
+        "levels": list(forecasts[0].levels),
+        "n_points": sum(int(e["n_points"]) for e in each),
         "scores": scores,
         "per_horizon": per_horizon,
         "mean_over": "series",
@@ -152,17 +135,20 @@ def panel_scores(rows: Sequence[SeriesScore]) -> tuple[Scores, PanelScores]:
     """The means over series: the Scores of metrics.json, and its ``panel`` part."""
     metrics = {m: _mean([r.scores.metrics[m] for r in rows]) for m in METRICS}
     baselines = {b: {m: _mean([r.scores.baselines[b][m] for r in rows]) for m in METRICS} for b in BASELINES}
-    per_horizon = {
-        name: {
-            k: np.nanmean(np.array([r.scores.per_horizon[name][k] for r in rows], dtype=np.float64), axis=0).tolist()
-            for k in rows[0].scores.per_horizon[name]
-        }
-        for name in rows[0].scores.per_horizon
-    }
+    per_horizon = _mean_per_horizon([r.scores.per_horizon for r in rows])
     scores = Scores(metrics, baselines, per_horizon, sum(r.scores.n_points for r in rows))
     tables = [r.row() for r in rows]
     mean = {name: {m: _mean([t[name][m] for t in tables]) for m in SERIES_METRICS} for name in FORECASTERS}
     return scores, PanelScores(len(rows), mean)
+
+
+def _mean_per_horizon(tables: Sequence[dict[str, dict[str, list[float]]]]) -> dict[str, dict[str, list[float]]]:
+    """``{forecaster: {score: per-step values}}`` of every series -> the per-step means over series (NaN-aware)."""
+    first = tables[0]
+    return {
+        name: {k: np.nanmean(np.array([t[name][k] for t in tables], dtype=np.float64), axis=0).tolist() for k in keys}
+        for name, keys in first.items()
+    }
 
 
 def per_series_csv(

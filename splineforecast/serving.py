@@ -28,7 +28,7 @@ from splineforecast.models.factory import build_network
 from splineforecast.models.networks import point_of
 from splineforecast.models.spec import DataSpec
 from splineforecast.records import Calibration, ServingSettings
-from splineforecast.uncertainty import apply_calibration, quantile_columns
+from splineforecast.uncertainty import calibrated_levels, levels_of, quantile_columns
 
 if TYPE_CHECKING:
     from splineforecast.data.panel_preprocess import PanelPreprocessor
@@ -124,16 +124,17 @@ def forecast(
     """
     horizon = settings.horizon
     index, window = last_window(history, preprocessor, settings)
-    out = run_network(net, window[None], horizon)
+    n_levels = len(settings.quantiles or [])
+    out, levels = run_network(net, window[None], horizon, n_levels=n_levels, calibration=calibration)
     values_out = preprocessor.inverse_target(out[0])
     future = pd.date_range(index[-1], periods=horizon + 1, freq=preprocessor.freq)[1:]
     frame = pd.DataFrame(
         {settings.time_column: future, "step": np.arange(1, horizon + 1), preprocessor.target: values_out}
     )
-    if settings.quantiles:
-        levels = preprocessor.inverse_target(run_levels(net, window[None], len(settings.quantiles), calibration)[0])
-        names = quantile_columns(preprocessor.target, settings.quantiles)
-        frame = frame.assign(**{name: levels[:, k] for k, name in enumerate(names)})
+    if levels is not None:
+        bands = preprocessor.inverse_target(levels[0])
+        names = quantile_columns(preprocessor.target, settings.quantiles or [])
+        frame = frame.assign(**{name: bands[:, k] for k, name in enumerate(names)})
     return frame
 
 
@@ -156,33 +157,26 @@ def last_window(
     return index, window
 
 
-def run_network(net: nn.Module, windows: np.ndarray, horizon: int, series: np.ndarray | None = None) -> np.ndarray:
-    """(n, lookback, n_features) scaled windows (and a panel's series indices) -> (n, horizon) scaled forecasts."""
+def run_network(
+    net: nn.Module,
+    windows: np.ndarray,
+    horizon: int,
+    series: np.ndarray | None = None,
+    n_levels: int = 0,
+    calibration: Calibration | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(n, lookback, n_features) scaled windows (and a panel's series indices), one network pass ->
+    (n, horizon) scaled point forecasts, and with ``n_levels`` the (n, horizon, n_levels) quantile levels,
+    calibrated by ``calibration`` when given (None without levels)."""
     net.eval()  # dropout off: the same history gives the same forecast
     x = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
     with torch.no_grad():
-        out = net(x) if series is None else net(x, torch.as_tensor(series, dtype=torch.long))  # (n, horizon, 1)
-    out = point_of(out, net)
-    if tuple(out.shape[1:]) != (horizon, 1):
-        raise _contract(f"the network forecasts shape {tuple(out.shape[1:])}, expected horizon {horizon} x 1 target")
-    return out[:, :, 0].numpy().astype(np.float64)
-
-
-def run_levels(
-    net: nn.Module,
-    windows: np.ndarray,
-    n_levels: int,
-    calibration: Calibration | None,
-    series: np.ndarray | None = None,
-) -> np.ndarray:
-    """(n, lookback, n_features) scaled windows (and a panel's series indices) -> (n, horizon, n_levels)
-    scaled quantile forecasts, calibrated."""
-    net.eval()
-    x = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
-    with torch.no_grad():
-        out = (net(x) if series is None else net(x, torch.as_tensor(series, dtype=torch.long)))[:, :, 0]
-    base = out.numpy().astype(np.float64)
-    return apply_calibration(base if base.ndim == 3 else base[:, :, None], calibration, n_levels)
+        out = net(x) if series is None else net(x, torch.as_tensor(series, dtype=torch.long))  # (n, horizon, 1[, L])
+    point = point_of(out, net)
+    if tuple(point.shape[1:]) != (horizon, 1):
+        raise _contract(f"the network forecasts shape {tuple(point.shape[1:])}, expected horizon {horizon} x 1 target")
+    levels = calibrated_levels(out[:, :, 0].numpy(), calibration, n_levels) if n_levels else None
+    return point[:, :, 0].numpy().astype(np.float64), levels
 
 
 @dataclass
@@ -230,7 +224,7 @@ def load_forecaster(
         raise _contract(f"serving settings, preprocessor and checkpoint disagree (given, found): {differ}")
     settings = dataclasses.replace(settings, lookback=spec.lookback, horizon=spec.horizon)
     cal = read_calibration(calibration) if isinstance(calibration, Path) else calibration
-    made = list(cal.levels) if cal is not None else list(getattr(net, "quantiles", ()))
+    made = list(levels_of(net, cal))
     if settings.quantiles and list(settings.quantiles) != made:
         raise _contract(
             f"serving settings list quantile levels {settings.quantiles}, but the checkpoint and calibration "

@@ -17,7 +17,7 @@ from splineforecast.data.panel import WIDE_SERIES_COLUMN, WIDE_TARGET
 from splineforecast.data.panel_preprocess import PanelPreprocessor
 from splineforecast.errors import ContractError, ErrorCode
 from splineforecast.records import Calibration, ServingSettings
-from splineforecast.serving import last_window, run_levels, run_network
+from splineforecast.serving import last_window, run_network
 from splineforecast.uncertainty import quantile_columns
 
 MAX_LISTED = 10  # failing series named in one error message
@@ -92,11 +92,8 @@ def forecast_panel(
         listed = "; ".join(m for _, m in failed[:MAX_LISTED])
         more = f" (and {len(failed) - MAX_LISTED} more)" if len(failed) > MAX_LISTED else ""
         raise ContractError(failed[0][0], f"{len(failed)} series cannot be forecast: {listed}{more}")
-    stacked, index = np.stack(windows), np.asarray(members)
-    scaled = run_network(net, stacked, settings.horizon, index)
-    levels = None
-    if settings.quantiles:
-        levels = run_levels(net, stacked, len(settings.quantiles), calibration, index)
+    n_levels = len(settings.quantiles or [])
+    scaled, levels = run_network(net, np.stack(windows), settings.horizon, np.asarray(members), n_levels, calibration)
     return _frame(scaled, levels, ends, members, pre, settings, column)
 
 

@@ -147,6 +147,18 @@ def calibrate(run_id: str, out: np.ndarray, y: np.ndarray, seen: np.ndarray, qua
     return Calibration(run_id, method, levels, offsets.tolist(), counts)
 
 
+def levels_of(net: Any, calibration: Calibration | None) -> tuple[float, ...]:
+    """The quantile levels a run forecasts: its calibration's, else its network's (``()``: a point model)."""
+    return tuple(calibration.levels) if calibration is not None else tuple(getattr(net, "quantiles", ()))
+
+
+def calibrated_levels(out: np.ndarray, calibration: Calibration | None, n_levels: int) -> np.ndarray:
+    """A network's first-target output, (n, horizon) of a point model or (n, horizon, n_levels) of a quantile
+    head, scaled -> (n, horizon, n_levels) calibrated levels (see :func:`apply_calibration`)."""
+    base = out.astype(np.float64)
+    return apply_calibration(base if base.ndim == 3 else base[:, :, None], calibration, n_levels)
+
+
 def apply_calibration(base: np.ndarray, calibration: Calibration | None, n_levels: int) -> np.ndarray:
     """(..., horizon, n_levels or 1) scaled forecasts -> (..., horizon, n_levels), calibrated and nested.
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from splineforecast.models.registry import CELLS
+from splineforecast.models.registry import CELLS, MEDIAN
+
+_Out = TypeVar("_Out", torch.Tensor, np.ndarray)
 
 
 class RecurrentForecaster(nn.Module):
@@ -113,10 +118,11 @@ def non_crossing(median: torch.Tensor, steps: torch.Tensor, n_below: int) -> tor
     return torch.cat([m - below, m, m + above], dim=-1)
 
 
-def point_of(out: torch.Tensor, net: nn.Module) -> torch.Tensor:
-    """A network's output -> its point forecast (batch, horizon, n_targets): the median of a quantile head."""
+def point_of(out: _Out, net: nn.Module) -> _Out:
+    """A network's output (as a tensor or an array) -> its point forecast (batch, horizon, n_targets): the
+    median of a quantile head."""
     quantiles = getattr(net, "quantiles", ())
-    return out[..., quantiles.index(0.5)] if quantiles else out
+    return out[..., quantiles.index(MEDIAN)] if quantiles else out
 
 
 @torch.no_grad()
