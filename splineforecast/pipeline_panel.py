@@ -51,9 +51,9 @@ def preprocess_panel(
     spline = dataclasses.asdict(cfg.spline)
     if fitted is None:
         d = cfg.data
-        pre = PanelPreprocessor(t.target, covariates, spline, t.freq, run_id, t.series_column, d.scaler)
-        pre.season_length = d.season_length
-        pre.fit(t.series)
+        pre = PanelPreprocessor(
+            t.target, covariates, spline, t.freq, run_id, t.series_column, d.scaler, d.season_length
+        ).fit(t.series)
     else:
         pre = PanelPreprocessor.from_json({**fitted, "run_id": run_id})
     out = pre.transform(t.series, mapper)
