@@ -1,15 +1,16 @@
-"""The FastAPI app of SPEC §7: runs, training jobs and forecasts under ``/api/v1``.
+"""The FastAPI app of SPEC §7: runs, training jobs and forecasts under ``/api/v1``, the GUI at ``/``.
 
 ``create_app(settings)`` wires the endpoints behind the layers of :mod:`splineforecast.api.security`;
 every endpoint but health (the docs and the OpenAPI document included) sits on one router whose
 dependency is the token rule. The endpoints call the package's own APIs: the CLI (training jobs), the
-tracking store and ``serving`` (forecasts).
+tracking store and ``serving`` (forecasts). The GUI's files are served by :class:`~splineforecast.api.gui.GuiPages`.
 """
 
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from splineforecast import __version__
+from splineforecast.api.gui import GuiPages, load_files, static_dir
 from splineforecast.api.jobs import JobManager, QueueFull, TrainRequest, UnknownDataset
 from splineforecast.api.runs import RunStore
 from splineforecast.api.security import (
@@ -116,17 +118,27 @@ def _forecast(store: RunStore, run_id: str, body: ForecastRequest) -> list[dict[
     return records
 
 
-def _add_run_routes(router: APIRouter, store: RunStore) -> None:
+def _linked(run: dict[str, Any], mlflow_ui_url: str | None) -> dict[str, Any]:
+    """``run`` with ``mlflow_url``: its page in the MLflow UI at ``mlflow_ui_url`` (null when that is unset)."""
+    mlflow_run_id = run.get("mlflow_run_id")
+    link = None if mlflow_ui_url is None or not mlflow_run_id else f"{mlflow_ui_url}/#/runs/{quote(mlflow_run_id)}"
+    return {**run, "mlflow_url": link}
+
+
+def _add_run_routes(router: APIRouter, store: RunStore, mlflow_ui_url: str | None) -> None:
     @router.get("/runs", tags=["runs"])
     def list_runs(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
-        """Runs of the experiment, newest first, with their status and metrics."""
-        return {"ok": True, "runs": store.list_runs(limit)}
+        """Runs of the experiment, newest first, with their status, metrics and MLflow UI link."""
+        runs = [_linked(run, mlflow_ui_url) for run in store.list_runs(limit)]
+        return {"ok": True, "runs": runs, "mlflow_ui_url": mlflow_ui_url}
 
     @router.get("/runs/{run_id}", tags=["runs"])
     def get_run(run_id: str) -> Any:
-        """One run's params, metrics, artifact list and report (markdown, or null)."""
+        """One run's params, metrics, artifact list, report (markdown, or null) and MLflow UI link."""
         found = store.get_run(check_run_id(run_id))
-        return _not_found(f"no run with run_id {run_id!r}") if found is None else {"ok": True, **found}
+        if found is None:
+            return _not_found(f"no run with run_id {run_id!r}")
+        return {"ok": True, **_linked(found, mlflow_ui_url)}
 
     @router.post("/runs/{run_id}/forecast", tags=["runs"])
     def forecast(run_id: str, body: ForecastRequest) -> Any:
@@ -217,9 +229,10 @@ def create_app(settings: Settings | None = None, store: RunStore | None = None) 
 
     # every other route: the token rule as the router's dependency, bodies bounded (chunked ones too)
     secured = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)], max_body_size=settings.max_body)
-    _add_run_routes(secured, store)
+    _add_run_routes(secured, store, settings.mlflow_ui_url)
     _add_job_routes(secured, settings, jobs)
     _add_docs_routes(secured, app)
     app.include_router(secured)
+    app.add_middleware(GuiPages, files=load_files(static_dir()))  # the page and its assets: inside every security layer
     add_security_layers(app, settings)
     return app

@@ -48,6 +48,8 @@ class RunStore:
             "start_time": run.info.start_time,
             "end_time": run.info.end_time,
             "metrics": dict(run.data.metrics),
+            "model": run.data.params.get("model.name"),
+            "dataset": run.data.params.get("data.name"),
         }
 
     def list_runs(self, limit: int = 100) -> list[dict[str, Any]]:

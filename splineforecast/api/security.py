@@ -52,6 +52,7 @@ SECURITY_HEADERS = (
     (b"referrer-policy", b"no-referrer"),
     (b"cache-control", b"no-store"),
 )
+_URL_REFUSED = frozenset(" \t\r\n\"'<>`#?\\")  # what a link target of SPLINE_MLFLOW_UI_URL may not hold
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 JSON_METHODS = frozenset({"POST", "PUT", "PATCH"})  # bodies are JSON or refused (415)
 INTERNAL_ERROR = {"ok": False, "error": "internal server error"}
@@ -106,6 +107,7 @@ class Settings:
     datasets: dict[str, str] = field(default_factory=lambda: {"co2": "co2", "tiny": "tiny"})
     dataset_paths: dict[str, str] = field(default_factory=dict)  # name -> data.path set by the operator
     state_dir: Path = Path("outputs/api")
+    mlflow_ui_url: str | None = None  # the MLflow UI the GUI links runs to (SPLINE_MLFLOW_UI_URL)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -123,6 +125,12 @@ class Settings:
             raise SettingsError("SPLINE_TRUSTED_HOSTS must list host names in prod; `*` is refused")
         if any("*" in host for host in self.trusted_hosts if host != "*"):
             raise SettingsError("SPLINE_TRUSTED_HOSTS lists host names; a pattern such as `*.example.org` is refused")
+        url = self.mlflow_ui_url
+        if url is not None and (not url.startswith(("http://", "https://")) or any(c in url for c in _URL_REFUSED)):
+            raise SettingsError(
+                f"SPLINE_MLFLOW_UI_URL={url!r} must be an http:// or https:// address without spaces, "
+                "quotes, `#`, `?` or angle brackets (e.g. http://127.0.0.1:5000)"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -154,6 +162,7 @@ class Settings:
             datasets=datasets,
             dataset_paths=paths,
             state_dir=Path(env.get("SPLINE_API_STATE_DIR", str(root.parent / "outputs" / "api"))).resolve(),
+            mlflow_ui_url=env.get("SPLINE_MLFLOW_UI_URL", "").strip().rstrip("/") or None,
         )
 
 
