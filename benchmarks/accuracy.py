@@ -114,6 +114,7 @@ def train_one(
 
     data = common.window_data(values, mask, split, args.lookback, horizon, args.batch_size, seed)
     model_cfg = ModelConfig(name=model, hidden_size=args.hidden, num_layers=args.layers, norm=args.norm, skip=args.skip)
+    model_cfg.settle(panel=False, season_length=data.spec.season_length, lookback=args.lookback)  # one series
     trainer_cfg = trainer_config(args)
     module = common.seeded_module(dataclasses.asdict(model_cfg), data.spec, seed)
     epochs, seconds = fit_best(module, data, trainer_cfg)

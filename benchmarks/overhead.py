@@ -55,7 +55,8 @@ def model_cfg() -> dict[str, Any]:
     """The default LSTM settings, as both sides build the network from them."""
     from splineforecast.config import ModelConfig
 
-    return dataclasses.asdict(ModelConfig(name="lstm"))
+    one_series = ModelConfig(name="lstm").settle(panel=False, season_length=0, lookback=0)  # no season in play
+    return dataclasses.asdict(one_series)
 
 
 def ours(data: Any, args: argparse.Namespace, store: str, round_no: int) -> tuple[float, float]:

@@ -39,7 +39,9 @@ class DataConfig:
     target: Any = MISSING  # a column; a list of columns makes each one series of a panel (wide table)
     # panels: the column holding each row's series id (a long table); null = one series
     series_column: str | None = None
-    scaler: str = "per_series"  # panels: per_series (each series by its own train part) | global
+    # panels (data.panel.SCALERS): per_series_mase (each series by its own train part, the target by its
+    # in-sample seasonal-naive MAE at data.season_length), per_series (standard scaling) or global
+    scaler: str = "per_series_mase"
     max_windows_per_series: int | None = None  # panels: train windows drawn per series and epoch; null = all
     n_jobs: int = 1  # panels: processes preprocessing series in parallel (-1 = every core)
     cluster: str | None = None  # panels: a Dask scheduler address (tcp://host:port) to preprocess on
@@ -87,11 +89,14 @@ class ModelConfig:
     norm: str = "last"
     skip: bool = True  # linear path from the lookback to the horizon, added to the recurrent head
     # models.registry.SKIP_INITS: "seasonal" starts the skip path as the seasonal naive forecast
-    # (data.season_length) and the recurrent head at zero, so training begins at that baseline
-    skip_init: str = "random"
+    # (data.season_length) and the recurrent head at zero, so training begins at that baseline; auto:
+    # seasonal for a panel when the skip path can hold it, else random (Config.__post_init__)
+    skip_init: str = "auto"
     lr: float = 1e-3
     weight_decay: float = 0.0
-    loss: str = "mse"  # models.registry.LOSSES: mse, or mae (closer to what MAE, MASE and sMAPE score)
+    # models.registry.LOSSES: mse, or mae (closer to what MAE, MASE and sMAPE score); auto: mae for a
+    # panel, mse for one series (Config.__post_init__)
+    loss: str = "auto"
     # panels: a learned vector of this size per series, fed beside the inputs at every step; 0 = off.
     # A series the model was not trained on cannot be forecast (its scaling is unknown too)
     series_embedding: int = 0
@@ -100,6 +105,17 @@ class ModelConfig:
     quantiles: list[float] = field(default_factory=list)
     # models.registry.CALIBRATIONS: conformal adjusts each interval per horizon step on the val part
     calibration: str = "none"
+
+    def settle(self, panel: bool, season_length: int, lookback: int) -> ModelConfig:
+        """Replace ``auto`` (in place; returned for chaining): a panel trains from the seasonal naive forecast
+        (where the skip path can hold the season) with the MAE loss, which M4 Hourly chose (README "M4");
+        one series keeps random initialisation and MSE."""
+        if self.loss == "auto":
+            self.loss = "mae" if panel else "mse"
+        if self.skip_init == "auto":
+            holds = self.skip and season_length <= lookback
+            self.skip_init = "seasonal" if panel and holds else "random"
+        return self
 
 
 @dataclass
@@ -159,6 +175,17 @@ class Config:
     seed: int = 42
     stage: str = "all"  # all | preprocess | train | predict | backtest
     overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        """Settle the model keys left ``auto`` for the kind of input (``data.panel.is_panel``), so everything
+        after composition sees the settled values."""
+        if not isinstance(self.data, DataConfig) or not isinstance(self.model, ModelConfig):
+            return  # a schema being registered, not a composed config
+        from splineforecast.data.panel import is_panel
+
+        self.model.settle(
+            is_panel(self.data.series_column, self.data.target), self.data.season_length, self.data.lookback
+        )
 
 
 STAGES = ("all", "preprocess", "train", "predict", "backtest")

@@ -184,3 +184,25 @@ def test_startup_checks_refuse_bad_values(compose: Compose, overrides: list[str]
         check_config(cfg)
     assert info.value.code is ErrorCode.CONFIG_ERROR and info.value.exit_code == 25
     assert key in info.value.message
+
+
+AUTO = [
+    ([], {"model.loss": "mse", "model.skip_init": "random"}),  # one series: as before
+    (
+        ["data.series_column=site"],
+        {"model.loss": "mae", "model.skip_init": "seasonal", "data.scaler": "per_series_mase"},
+    ),
+    (["data.target=[a,b]"], {"model.loss": "mae", "model.skip_init": "seasonal"}),  # a wide panel
+    (["data.series_column=site", "data.season_length=200"], {"model.skip_init": "random"}),  # > lookback 104
+    (["data.series_column=site", "model.skip=false"], {"model.skip_init": "random"}),  # no skip path to hold it
+    (["data.series_column=site", "model.loss=mse", "model.skip_init=random"], {"model.loss": "mse"}),  # given wins
+    (["model.loss=mae", "model.skip_init=seasonal"], {"model.loss": "mae", "model.skip_init": "seasonal"}),
+]
+
+
+@pytest.mark.parametrize(("overrides", "expected"), AUTO, ids=[" ".join(o) or "one series" for o, _ in AUTO])
+def test_auto_settles_loss_and_skip_init_by_the_kind_of_input(
+    compose: Compose, overrides: list[str], expected: dict
+) -> None:
+    cfg = compose(overrides)
+    assert {k: _get(cfg, k) for k in expected} == expected
