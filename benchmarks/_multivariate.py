@@ -73,6 +73,10 @@ def compose(args: argparse.Namespace, horizon: int, model: str, seed: int) -> An
         f"data.split.test_start='{test_start}'",
         f"data.split.test={args.split[2]}",
         f"data.max_windows_per_series={args.max_windows_per_series or 'null'}",
+        # the protocol's standardised channels, and the MSE loss and random init the README's M rows measured
+        "data.scaler=per_series",
+        "model.loss=mse",
+        "model.skip_init=random",
         f"model={model}",
         f"model.hidden_size={args.hidden}",
         f"model.num_layers={args.layers}",
