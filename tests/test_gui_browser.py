@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import pytest
 from conftest import Cli, find_free_port
+from playwright import sync_api
 
 pytestmark = pytest.mark.slow
-sync_api = pytest.importorskip("playwright.sync_api", reason="the GUI browser test needs playwright")
 
 TOKEN = "gui-test-token-0123456789"
 RUN_ID = "gui-run"
@@ -89,7 +89,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, migrated_store: Path) -> t
 def browser() -> Iterator[Any]:
     executable = os.environ.get("SPLINE_CHROMIUM") or shutil.which("chromium")
     if executable is None:
-        pytest.skip("no chromium binary (apt-get install chromium, or set SPLINE_CHROMIUM)")
+        pytest.fail("no chromium binary: apt-get install chromium, or set SPLINE_CHROMIUM to one")
     with sync_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=executable)
         yield launched
