@@ -105,6 +105,10 @@ class ModelConfig:
     quantiles: list[float] = field(default_factory=list)
     # models.registry.CALIBRATIONS: conformal adjusts each interval per horizon step on the val part
     calibration: str = "none"
+    # conformal, one series: null = offsets fixed on the whole val part; N = rolling: each forecast origin is
+    # calibrated on the last N windows whose truth was observed before it (val, then test, then the history
+    # a forecast is given)
+    calibration_window: int | None = None
 
     def settle(self, panel: bool, season_length: int, lookback: int) -> ModelConfig:
         """Replace ``auto`` (in place; returned for chaining): a panel trains from the seasonal naive forecast

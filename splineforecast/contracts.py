@@ -91,6 +91,7 @@ def _check_model(cfg: Config) -> None:
     model = cfg.model
     check_model(model.name, model.norm, model.loss, model.skip_init)
     check_quantiles(model.quantiles, model.calibration)
+    _check_calibration_window(cfg)
     if model.skip_init == "seasonal" and not (model.skip and cfg.data.season_length <= cfg.data.lookback):
         raise _config_error(
             f"`model.skip_init=seasonal` needs `model.skip=true` ({model.skip}) and `data.season_length` "
@@ -103,6 +104,26 @@ def _check_model(cfg: Config) -> None:
         raise _config_error(f"`model.dropout` ({model.dropout}) must be in [0, 1)")
     if model.lr <= 0:
         raise _config_error(f"`model.lr` ({model.lr}) must be > 0")
+
+
+def _check_calibration_window(cfg: Config) -> None:
+    """model.calibration_window: >= 1, with conformal calibration, on one series (a panel's windows have
+    no single time order to roll over)."""
+    window = cfg.model.calibration_window
+    if window is None:
+        return
+    if window < 1:
+        raise _config_error(f"`model.calibration_window` ({window}) must be >= 1, or null for fixed offsets")
+    if cfg.model.calibration != "conformal":
+        raise _config_error(
+            f"`model.calibration_window` ({window}) rolls a conformal calibration: set model.calibration=conformal "
+            f"(it is {cfg.model.calibration}), or unset model.calibration_window"
+        )
+    if is_panel(cfg.data.series_column, cfg.data.target):
+        raise _config_error(
+            f"`model.calibration_window` ({window}) applies to one series; a panel calibrates on its whole val "
+            "part: unset model.calibration_window"
+        )
 
 
 @dataclass

@@ -21,7 +21,7 @@ from splineforecast.data.processed import Processed
 from splineforecast.data.scaling import seasonal_mae
 from splineforecast.models.networks import point_of
 from splineforecast.records import Calibration, Scores
-from splineforecast.uncertainty import calibrated_levels, levels_of, residual_levels, score_levels
+from splineforecast.uncertainty import calibrated_levels, levels_of, residual_levels, rolling_offsets, score_levels
 from splineforecast.windows import WindowDataset, window_loader
 
 METRICS = ("mae", "mse", "rmse", "mape", "r2", "mase")
@@ -86,13 +86,26 @@ def predict(net: torch.nn.Module, dataset: WindowDataset, batch_size: int = 512)
 
 
 def predict_first_target(
-    net: torch.nn.Module, dataset: WindowDataset, calibration: Calibration | None = None
+    net: torch.nn.Module,
+    dataset: WindowDataset,
+    calibration: Calibration | None = None,
+    history: WindowDataset | None = None,
 ) -> tuple[np.ndarray, tuple[float, ...], np.ndarray | None]:
     """One pass over ``dataset``, scaled space: the first target's point forecasts (n, horizon), the run's
     quantile levels (:func:`~splineforecast.uncertainty.levels_of`), and with levels every one of them,
-    calibrated by ``calibration`` when given (n, horizon, n_levels; None without levels)."""
-    out = predict_levels(net, dataset)[:, :, 0]
+    calibrated by ``calibration`` when given (n, horizon, n_levels; None without levels). A rolling
+    calibration (``calibration.window``) refits each window's offsets on the windows of ``history`` (the
+    val part, before ``dataset``) and of ``dataset`` itself whose truth was observed before its origin."""
     levels = levels_of(net, calibration)
+    if calibration is not None and calibration.window and history is not None:
+        out, y, seen = predict_with_truth(net, dataset)
+        before = predict_with_truth(net, history)
+        span = dataset.spec.lookback + dataset.spec.horizon
+        ends = np.concatenate([history.starts.numpy(), dataset.starts.numpy()]) + span
+        past = (np.concatenate([before[0], out]), np.concatenate([before[1], y]), np.concatenate([before[2], seen]))
+        offsets = rolling_offsets((*past, ends), dataset.starts.numpy() + dataset.spec.lookback, calibration)
+        return point_of(out, net).astype(np.float64), levels, calibrated_levels(out, calibration, len(levels), offsets)
+    out = predict_levels(net, dataset)[:, :, 0]
     quantiles = calibrated_levels(out, calibration, len(levels)) if levels else None
     return point_of(out, net).astype(np.float64), levels, quantiles
 
@@ -199,17 +212,19 @@ def forecast_test(
     processed: Processed,
     test: WindowDataset,
     calibration: Calibration | None = None,
+    val: WindowDataset | None = None,
 ) -> TestForecast:
     """Forecast every window of ``test`` with ``net`` and put everything back in original units.
 
     With quantile levels (the network's, or a calibration's) the forecast is their median and
-    ``quantiles`` holds every level, calibrated by ``calibration`` when given.
+    ``quantiles`` holds every level, calibrated by ``calibration`` when given (a rolling one also reads
+    the ``val`` windows: see :func:`predict_first_target`).
     """
     t = test.spec.target_indices[0]
     series = pre.inverse_target(processed.values[:, t].astype(np.float64))
     # the truth: raw observations (smoothing may have changed `series` at observed points)
     actual = processed.targets_raw[:, 0] if processed.targets_raw is not None else series
-    point, levels, scaled_levels = predict_first_target(net, test, calibration)
+    point, levels, scaled_levels = predict_first_target(net, test, calibration, val)
     forecast = pre.inverse_target(point)
     quantiles = None if scaled_levels is None else pre.inverse_target(scaled_levels)
     return TestForecast(test.starts.numpy(), forecast, series, actual, processed.observed_mask[:, t], levels, quantiles)

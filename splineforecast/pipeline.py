@@ -148,7 +148,8 @@ def train(
         panel = score_panel(cfg, inputs, module.net, data, calibration)
         scores, uncertainty = panel.scores, panel.uncertainty
     else:
-        test = forecast_test(module.net, pre, inputs.processed, data.datasets["test"], calibration)
+        parts = data.datasets
+        test = forecast_test(module.net, pre, inputs.processed, parts["test"], calibration, parts["val"])
         scores = score_test(test, inputs.split.train, cfg.data.lookback, cfg.data.season_length)
         uncertainty = score_test_levels(test, inputs.split.train, cfg.data.lookback, cfg.data.season_length)
     if uncertainty is not None:
@@ -179,7 +180,7 @@ def _calibrate(cfg: Config, paths: RunPaths, net: torch.nn.Module, data: WindowD
     if cfg.model.calibration != "conformal":
         return None
     out, y, seen = predict_with_truth(net, data.datasets["val"])
-    calibration = calibrate(paths.run_id, out, y, seen, list(cfg.model.quantiles))
+    calibration = calibrate(paths.run_id, out, y, seen, list(cfg.model.quantiles), cfg.model.calibration_window)
     paths.write_calibration(calibration)
     return calibration
 

@@ -334,7 +334,10 @@ class Calibration:
     ``method`` is ``cqr_relative`` (conformalised trained quantiles, offsets in widths of each window's
     interval), ``cqr`` (the same, offsets additive) or ``split`` (intervals around the point forecast,
     additive); ``offsets[k][h]`` moves level ``levels[k]`` at horizon step ``h + 1``; ``n_points[h]`` counts
-    the observed val points that step was calibrated on.
+    the observed val points that step was calibrated on. ``window`` (``model.calibration_window``) makes the
+    calibration rolling: each forecast origin is calibrated anew on the last ``window`` windows whose truth
+    was observed before it, and the offsets here are those of the last ``window`` val windows (what the
+    first origin after val uses, and a forecast whose history is too short to recalibrate); None: fixed.
     """
 
     FORMAT: ClassVar[str] = "splineforecast.calibration.v1"
@@ -344,6 +347,7 @@ class Calibration:
     levels: list[float]
     offsets: list[list[float]]
     n_points: list[int]
+    window: int | None = None  # absent in files written before rolling calibration: fixed
 
     def to_json(self) -> dict[str, Any]:
         return {"format": self.FORMAT, **dataclasses.asdict(self)}
@@ -351,7 +355,7 @@ class Calibration:
     @classmethod
     def from_json(cls, data: Any, path: Path) -> Calibration:
         d = check_version(data, path, "format", cls.FORMAT, required=True)
-        return _build(path, lambda: cls(**{k: d[k] for k in _fields(cls)}))
+        return _build(path, lambda: cls(**{k: d[k] for k in _fields(cls) if k in d or k != "window"}))
 
 
 def _fields(cls: type) -> list[str]:

@@ -22,13 +22,13 @@ from torch import nn
 from splineforecast.artifacts import RunPaths, read_calibration, read_preprocessor_state
 from splineforecast.data import schema
 from splineforecast.data.covariates import check_static
-from splineforecast.data.preprocess import Preprocessor
+from splineforecast.data.preprocess import Preprocessor, Transformed
 from splineforecast.errors import ContractError, ErrorCode
 from splineforecast.models.factory import build_network
 from splineforecast.models.networks import point_of
 from splineforecast.models.spec import DataSpec
 from splineforecast.records import Calibration, ServingSettings
-from splineforecast.uncertainty import calibrated_levels, levels_of, quantile_columns
+from splineforecast.uncertainty import calibrated_levels, levels_of, quantile_columns, rolling_offsets
 
 if TYPE_CHECKING:
     from splineforecast.data.panel_preprocess import PanelPreprocessor
@@ -68,8 +68,10 @@ def load_network(path: Path) -> tuple[nn.Module, DataSpec]:
     return net.eval(), spec
 
 
-def _window(history: pd.DataFrame, pre: Preprocessor, settings: ServingSettings) -> tuple[pd.DatetimeIndex, np.ndarray]:
-    """Checked history -> (grid timestamps, scaled values) of the whole history on the freq grid."""
+def _window(
+    history: pd.DataFrame, pre: Preprocessor, settings: ServingSettings
+) -> tuple[pd.DatetimeIndex, Transformed]:
+    """Checked history -> (grid timestamps, scaled values and observed mask) of the whole history on the freq grid."""
     if not isinstance(history, pd.DataFrame):
         raise ContractError(
             ErrorCode.DATA_SCHEMA_ERROR, f"history must be a table (DataFrame), got {type(history).__name__}"
@@ -93,7 +95,7 @@ def _window(history: pd.DataFrame, pre: Preprocessor, settings: ServingSettings)
             f"history spans {len(frame)} steps of freq {pre.freq} ({frame.index[0]} .. {frame.index[-1]}) "
             f"but the model reads lookback {lookback}; supply at least {lookback} steps",
         )
-    return frame.index, pre.transform(frame).values
+    return frame.index, pre.transform(frame)
 
 
 def forecast(
@@ -123,9 +125,11 @@ def forecast(
             that still holds a gap longer than ``spline.max_gap``.
     """
     horizon = settings.horizon
-    index, window = last_window(history, preprocessor, settings)
+    index, scaled = _window(history, preprocessor, settings)
+    window = _last(index, scaled.values, preprocessor, settings)
     n_levels = len(settings.quantiles or [])
-    out, levels = run_network(net, window[None], horizon, n_levels=n_levels, calibration=calibration)
+    offsets = recent_offsets(net, scaled, settings, calibration) if n_levels and calibration else None
+    out, levels = run_network(net, window[None], horizon, n_levels=n_levels, calibration=calibration, offsets=offsets)
     values_out = preprocessor.inverse_target(out[0])
     future = pd.date_range(index[-1], periods=horizon + 1, freq=preprocessor.freq)[1:]
     frame = pd.DataFrame(
@@ -142,8 +146,15 @@ def last_window(
     history: pd.DataFrame, preprocessor: Preprocessor, settings: ServingSettings
 ) -> tuple[pd.DatetimeIndex, np.ndarray]:
     """The grid timestamps of ``history`` and its last ``lookback`` scaled steps (lookback, n_features)."""
+    index, scaled = _window(history, preprocessor, settings)
+    return index, _last(index, scaled.values, preprocessor, settings)
+
+
+def _last(
+    index: pd.DatetimeIndex, values: np.ndarray, preprocessor: Preprocessor, settings: ServingSettings
+) -> np.ndarray:
+    """The last ``lookback`` scaled steps; INSUFFICIENT_DATA_ERROR while they hold an unfilled gap."""
     lookback = settings.lookback
-    index, values = _window(history, preprocessor, settings)
     window = values[-lookback:]  # (lookback, n_features)
     gaps = np.isnan(window).any(axis=1)
     if gaps.any():
@@ -154,7 +165,31 @@ def last_window(
             f"({stamps[0]} .. {stamps[-1]}): a gap longer than spline.max_gap "
             f"({preprocessor.spline['max_gap']}) is not filled; supply those observations",
         )
-    return index, window
+    return window
+
+
+def recent_offsets(
+    net: nn.Module, scaled: Transformed, settings: ServingSettings, calibration: Calibration
+) -> np.ndarray | None:
+    """A rolling calibration's offsets (1, horizon, n_levels) for the forecast after the history: fitted on
+    the history's last ``calibration.window`` whole windows (lookback and horizon inside it, the input
+    filled, the target observed); None for a fixed calibration or a history without one such window (the
+    stored offsets then apply)."""
+    lookback, horizon, window = settings.lookback, settings.horizon, calibration.window
+    last_start = len(scaled.values) - lookback - horizon
+    if not window or last_start < 0:
+        return None
+    starts = np.arange(max(0, last_start - window + 1), last_start + 1)
+    inputs = np.stack([scaled.values[j : j + lookback] for j in starts])
+    starts, inputs = starts[~np.isnan(inputs).any(axis=(1, 2))], inputs[~np.isnan(inputs).any(axis=(1, 2))]
+    if not len(starts):
+        return None
+    rows = starts[:, None] + lookback + np.arange(horizon)[None, :]
+    y, seen = scaled.values[rows, 0].astype(np.float64), scaled.observed_mask[rows, 0]  # the target: feature 0
+    with torch.no_grad():
+        out = net(torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32)))[:, :, 0].numpy()
+    ends = starts + lookback + horizon
+    return rolling_offsets((out, np.nan_to_num(y), seen & np.isfinite(y), ends), np.array([ends[-1]]), calibration)
 
 
 def run_network(
@@ -164,10 +199,11 @@ def run_network(
     series: np.ndarray | None = None,
     n_levels: int = 0,
     calibration: Calibration | None = None,
+    offsets: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """(n, lookback, n_features) scaled windows (and a panel's series indices), one network pass ->
     (n, horizon) scaled point forecasts, and with ``n_levels`` the (n, horizon, n_levels) quantile levels,
-    calibrated by ``calibration`` when given (None without levels)."""
+    calibrated by ``calibration`` when given (None without levels; ``offsets``: a rolling calibration's)."""
     net.eval()  # dropout off: the same history gives the same forecast
     x = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
     with torch.no_grad():
@@ -175,7 +211,7 @@ def run_network(
     point = point_of(out, net)
     if tuple(point.shape[1:]) != (horizon, 1):
         raise _contract(f"the network forecasts shape {tuple(point.shape[1:])}, expected horizon {horizon} x 1 target")
-    levels = calibrated_levels(out[:, :, 0].numpy(), calibration, n_levels) if n_levels else None
+    levels = calibrated_levels(out[:, :, 0].numpy(), calibration, n_levels, offsets) if n_levels else None
     return point[:, :, 0].numpy().astype(np.float64), levels
 
 

@@ -130,21 +130,63 @@ def conformal_offsets(
     return offsets, counts
 
 
-def calibrate(run_id: str, out: np.ndarray, y: np.ndarray, seen: np.ndarray, quantiles: list[float]) -> Calibration:
+def calibrate(
+    run_id: str, out: np.ndarray, y: np.ndarray, seen: np.ndarray, quantiles: list[float], window: int | None = None
+) -> Calibration:
     """The conformal calibration of a network's val output ``out`` (n, horizon, [n_levels]), scaled space.
 
     With trained ``quantiles`` it is conformalised quantile regression on them with the score relative to
     each interval's width (``cqr_relative``: the windows of all series of a panel share one calibration, and
     an additive offset would widen the intervals of every series alike); without, split conformal around the
     point forecast at :data:`~splineforecast.models.registry.CONFORMAL_LEVELS` (``split``: additive).
+    With ``window`` (rolling calibration) the offsets are fitted on the last ``window`` val windows only.
     """
-    if quantiles:
-        levels, base, method = list(quantiles), out, "cqr_relative"
-    else:
-        levels, method = list(CONFORMAL_LEVELS), "split"
-        base = np.repeat(out[:, :, None], len(levels), axis=2)
-    offsets, counts = conformal_offsets(base, y, seen, levels, relative=method in RELATIVE)
-    return Calibration(run_id, method, levels, offsets.tolist(), counts)
+    levels, method = _method(quantiles)
+    if window is not None:
+        out, y, seen = out[-window:], y[-window:], seen[-window:]
+    offsets, counts = conformal_offsets(_as_levels(out, len(levels)), y, seen, levels, relative=method in RELATIVE)
+    return Calibration(run_id, method, levels, offsets.tolist(), counts, window)
+
+
+def _method(quantiles: list[float]) -> tuple[list[float], str]:
+    return (list(quantiles), "cqr_relative") if quantiles else (list(CONFORMAL_LEVELS), "split")
+
+
+def _as_levels(out: np.ndarray, n_levels: int) -> np.ndarray:
+    """A network's first-target output (n, horizon) of a point model or (n, horizon, n_levels) -> the latter."""
+    base = out.astype(np.float64)
+    return np.broadcast_to(base if base.ndim == 3 else base[:, :, None], (*base.shape[:2], n_levels))
+
+
+def rolling_offsets(
+    history: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], origins: np.ndarray, calibration: Calibration
+) -> np.ndarray:
+    """Rolling calibration: (n, horizon, n_levels) offsets, window ``i``'s fitted on the last
+    ``calibration.window`` history windows whose end row is at most ``origins[i]`` (their whole truth was
+    observed before that forecast origin); ``calibration``'s own offsets where no history window ended yet.
+
+    ``history`` is (output (m, horizon[, n_levels]), truth (m, horizon), seen (m, horizon), end rows (m,)).
+    """
+    out, y, seen, ends = history
+    levels, window = calibration.levels, int(calibration.window or 0)
+    base = _as_levels(out, len(levels))
+    order = np.argsort(ends, kind="stable")
+    done = np.searchsorted(ends[order], origins, side="right")  # history windows ended by each origin
+    fixed = np.asarray(calibration.offsets).T
+    result = np.empty((len(origins), *fixed.shape))
+    fitted: dict[int, np.ndarray] = {}
+    for i, k in enumerate(done.tolist()):
+        if k not in fitted:
+            block = order[max(0, k - window) : k]
+            if block.size:
+                offsets, _ = conformal_offsets(
+                    base[block], y[block], seen[block], levels, calibration.method in RELATIVE
+                )
+                fitted[k] = offsets.T
+            else:
+                fitted[k] = fixed
+        result[i] = fitted[k]
+    return result
 
 
 def levels_of(net: Any, calibration: Calibration | None) -> tuple[float, ...]:
@@ -152,30 +194,36 @@ def levels_of(net: Any, calibration: Calibration | None) -> tuple[float, ...]:
     return tuple(calibration.levels) if calibration is not None else tuple(getattr(net, "quantiles", ()))
 
 
-def calibrated_levels(out: np.ndarray, calibration: Calibration | None, n_levels: int) -> np.ndarray:
+def calibrated_levels(
+    out: np.ndarray, calibration: Calibration | None, n_levels: int, offsets: np.ndarray | None = None
+) -> np.ndarray:
     """A network's first-target output, (n, horizon) of a point model or (n, horizon, n_levels) of a quantile
-    head, scaled -> (n, horizon, n_levels) calibrated levels (see :func:`apply_calibration`)."""
+    head, scaled -> (n, horizon, n_levels) calibrated levels (see :func:`apply_calibration`); ``offsets``
+    (n, horizon, n_levels), a rolling calibration's per window, replace the calibration's fixed ones."""
     base = out.astype(np.float64)
-    return apply_calibration(base if base.ndim == 3 else base[:, :, None], calibration, n_levels)
+    return apply_calibration(base if base.ndim == 3 else base[:, :, None], calibration, n_levels, offsets)
 
 
-def apply_calibration(base: np.ndarray, calibration: Calibration | None, n_levels: int) -> np.ndarray:
+def apply_calibration(
+    base: np.ndarray, calibration: Calibration | None, n_levels: int, offsets: np.ndarray | None = None
+) -> np.ndarray:
     """(..., horizon, n_levels or 1) scaled forecasts -> (..., horizon, n_levels), calibrated and nested.
 
-    A point forecast (last axis 1) is repeated to every level first. After the offsets, each level below the
-    median is kept at or below its inner neighbour and each one above at or above it, so adjusted
-    intervals stay nested around the median.
+    A point forecast (last axis 1) is repeated to every level first. The offsets are the calibration's
+    (horizon, n_levels) for every window, or ``offsets`` broadcast against ``base``. After the offsets, each
+    level below the median is kept at or below its inner neighbour and each one above at or above it, so
+    adjusted intervals stay nested around the median.
     """
     out = np.broadcast_to(base, (*base.shape[:-1], n_levels)).astype(np.float64)
     if calibration is None:
         return out
-    offsets = np.asarray(calibration.offsets).T  # (horizon, n_levels), broadcast over windows
+    shift = np.asarray(calibration.offsets).T if offsets is None else offsets  # broadcast over windows
     if calibration.method in RELATIVE:  # offsets in widths of each window's own interval
         widths = np.zeros_like(out)
         for lo, hi, _ in intervals(calibration.levels):
             widths[..., lo] = widths[..., hi] = out[..., hi] - out[..., lo]
-        offsets = offsets * widths
-    out = out + offsets
+        shift = shift * widths
+    out = out + shift
     m = calibration.levels.index(MEDIAN)
     below = np.minimum.accumulate(out[..., : m + 1][..., ::-1], axis=-1)[..., ::-1]
     above = np.maximum.accumulate(out[..., m:], axis=-1)

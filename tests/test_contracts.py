@@ -86,6 +86,12 @@ BAD_VALUES = [
         ["model.skip_init=seasonal", "data.season_length=30", "data.lookback=24"],
         "`data.season_length` (30) <= `data.lookback` (24)",
     ),
+    (["model.calibration=conformal", "model.calibration_window=0"], "`model.calibration_window` (0) must be >= 1"),
+    (["model.calibration_window=50"], "set model.calibration=conformal (it is none)"),
+    (
+        ["model.calibration=conformal", "model.calibration_window=50", "data.series_column=site"],
+        "`model.calibration_window` (50) applies to one series",
+    ),
 ]
 
 
