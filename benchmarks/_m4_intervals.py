@@ -4,6 +4,8 @@ and the M4-methods R code):
 * MSIS = the mean over series of ``mean_h[(U - L) + 2/a (L - y) 1{y < L} + 2/a (y - U) 1{y > U}]`` divided by
   the series' in-sample seasonal-naive MAE at lag ``m`` (the MASE scale), ``a = 0.05``;
 * coverage = the share of all test points inside ``[L, U]``; ACD = ``|coverage - 0.95|``.
+
+The 80% interval (levels 0.1 and 0.9, trained and calibrated beside them) is scored by its coverage too.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import _m4
 import numpy as np
 
 ALPHA = 0.05  # M4 scored 95% intervals
-LEVELS = (0.025, 0.5, 0.975)  # the product's model.quantiles for them: the median is the point forecast
-BOUNDS = ("y_q0.025", "y_q0.975")  # the served forecast's columns of the bounds (target y)
+LEVELS = (0.025, 0.1, 0.5, 0.9, 0.975)  # the product's model.quantiles for them: the median is the point forecast
+# the served forecast's columns (target y) of the 95% bounds, then of the 80% ones
+BOUNDS = ("y_q0.025", "y_q0.975", "y_q0.1", "y_q0.9")
 # published M4 Hourly 95% interval rows (MSIS, ACD): Makridakis et al. 2020, the M4 Hourly prediction intervals
 PUBLISHED_HOURLY = {
     "Doornik et al.": (6.139, 0.002),
@@ -43,7 +46,8 @@ def msis(history: Sequence[np.ndarray], y: np.ndarray, lower: np.ndarray, upper:
 
 
 def scored(method: str, history: Sequence[np.ndarray], y: np.ndarray, bounds: np.ndarray, m: int) -> dict[str, Any]:
-    """One interval row: mean MSIS, coverage, ACD and mean width of (n, h, 2) bounds."""
+    """One interval row of (n, h, 4) bounds (:data:`BOUNDS`): the 95% interval's mean MSIS, coverage, ACD and
+    mean width, and the 80% interval's coverage."""
     lower, upper = bounds[..., 0], bounds[..., 1]
     coverage = float(np.mean((lower <= y) & (y <= upper)))
     return {
@@ -52,6 +56,7 @@ def scored(method: str, history: Sequence[np.ndarray], y: np.ndarray, bounds: np
         "coverage": coverage,
         "acd": abs(coverage - (1 - ALPHA)),
         "width": float(np.mean(upper - lower)),
+        "coverage_80": float(np.mean((bounds[..., 2] <= y) & (y <= bounds[..., 3]))),
     }
 
 
@@ -68,7 +73,7 @@ def write(out: str | os.PathLike[str], ids: Sequence[str], bounds: np.ndarray) -
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean and sample std over the seeds' interval rows, and each seed's."""
     out: dict[str, Any] = {"method": f"{rows[0]['method']} (mean of {len(rows)} seeds)", "seeds": len(rows)}
-    for key in ("msis", "coverage", "acd", "width"):
+    for key in ("msis", "coverage", "acd", "width", "coverage_80"):
         out[key], out[f"{key}_std"] = common.mean_spread([r[key] for r in rows])
     return out | {"per_seed": rows}
 
@@ -77,4 +82,4 @@ def table(result: dict[str, Any]) -> str:
     """The printed interval table: measured rows, then published."""
     lines = [{**r, "source": "measured"} for r in result["rows"]]
     lines += [{**r, "source": "published"} for r in result["published"]]
-    return common.table(lines, ("method", "source", "msis", "coverage", "acd", "width"))
+    return common.table(lines, ("method", "source", "msis", "coverage", "acd", "width", "coverage_80"))

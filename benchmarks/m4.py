@@ -176,7 +176,7 @@ def train_run(args: argparse.Namespace, root: Path, csv: Path, seed: int) -> tup
 
 def served(paths: Any, table: pd.DataFrame, kept: Sequence[str], bounds: bool) -> dict[str, np.ndarray]:
     """The trained run's forecasts from each kept series' train-file values (no test rows), by series id:
-    (h,), or (h, 3) of the point forecast and the 95% bounds with ``bounds``."""
+    (h,), or (h, 5) of the point forecast and the bounds (``_m4_intervals.BOUNDS``) with ``bounds``."""
     from splineforecast.serving import load_run_forecaster
 
     history = table.loc[~table["is_test"] & table["unique_id"].isin(set(kept)), list(COLUMNS)]
@@ -221,7 +221,7 @@ def model_forecast(
     truth = {str(s): g["y"].to_numpy() for s, g in table[table["is_test"]].groupby("unique_id", sort=False)}
     gap = check_served(paths, {k: v if v.ndim == 1 else v[:, 0] for k, v in forecasts.items()}, truth)
     # a left-out series takes the FALLBACK forecast, and with --intervals that point as both bounds
-    out = np.repeat(fc[FALLBACK][..., None], 3 if args.intervals else 1, axis=-1)
+    out = np.repeat(fc[FALLBACK][..., None], 1 + len(intervals.BOUNDS) if args.intervals else 1, axis=-1)
     for i, sid in enumerate(ids):
         if sid in forecasts:
             out[i] = forecasts[sid].reshape(out[i].shape)

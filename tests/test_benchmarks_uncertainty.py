@@ -40,7 +40,7 @@ def test_uncertainty_quick(etth_csv: Path, cli: Cli) -> None:
     stdout, payload = run_bench(cli, "uncertainty", "--data", str(etth_csv))
     assert "train_ratio" in stdout and "model (conformal)" in stdout and "seasonal_naive" in stdout
     rows = {r["variant"]: r for r in payload["rows"]}
-    assert list(rows) == ["point", "conformal", "quantiles"] and len(payload["rows"]) == 3
+    assert list(rows) == ["point", "conformal", "quantiles", "rolling"] and len(payload["rows"]) == 4
     for variant, row in rows.items():
         metrics = json.loads(Path(row["metrics_json"]).read_text())
         assert metrics["run_id"] == f"unc-{variant}-seed0"
@@ -62,14 +62,19 @@ def test_uncertainty_quick(etth_csv: Path, cli: Cli) -> None:
     # calibration moves the intervals, never the median: both quantile runs trained alike score the same MAE
     assert rows["conformal"]["mae"] == rows["quantiles"]["mae"]
     assert rows["conformal"]["intervals"]["model"] != rows["quantiles"]["intervals"]["model"]
+    rolled = json.loads((cli.root / "runs/artifacts/model/unc-rolling-seed0/calibration.json").read_text())
+    assert rolled["window"] == 720 and rows["rolling"]["method"] == rolled["method"] == "cqr_relative"
+    assert rows["rolling"]["mae"] == rows["conformal"]["mae"]
+    assert rows["rolling"]["intervals"]["model"] != rows["conformal"]["intervals"]["model"]
     s = payload["summary"]
-    for v in ("conformal", "quantiles"):
+    for v in ("conformal", "quantiles", "rolling"):
         assert s["train_ratio"][v] == pytest.approx(rows[v]["train_seconds"] / rows["point"]["train_seconds"])
         assert s["train_ratio"][v] > 0 and s["run_ratio"][v] > 0
         assert s["median_mae_rel"][v] == pytest.approx(rows[v]["mae"] / rows["point"]["mae"] - 1)
-    cov = s["intervals"]["conformal"]["model"]["coverage_95"]
-    assert s["targets_met"]["coverage_95"] is (abs(cov - 0.95) <= 0.02)
-    assert s["targets_met"]["train_ratio"] is (s["train_ratio"]["conformal"] <= 1.1)
+    for v in ("conformal", "rolling"):
+        cov = s["intervals"][v]["model"]["coverage_95"]
+        assert s["targets_met"][v]["coverage_95"] is (abs(cov - 0.95) <= 0.02)
+        assert s["targets_met"][v]["train_ratio"] is (s["train_ratio"][v] <= 1.1)
 
 
 @pytest.mark.slow

@@ -162,6 +162,7 @@ def check_intervals(stdout: str, payload: dict, out: Path, history: list[np.ndar
     (row,) = payload["intervals"]["rows"]
     assert row["msis"] == pytest.approx(np.mean(intervals.msis(history, y, lo, hi, SEASON)))
     assert row["coverage"] == pytest.approx(np.mean((lo <= y) & (y <= hi)))
+    assert 0 <= row["coverage_80"] <= row["coverage"] and "coverage_80" in stdout
 
 
 def test_msis_by_hand() -> None:
@@ -172,5 +173,7 @@ def test_msis_by_hand() -> None:
     # widths 2, 1, 0.5, 5; misses: step 2 below by 1 (+40), step 3 above by 0.5 (+20)
     expected = np.mean([2.0, 1.0 + 40.0, 0.5 + 20.0, 5.0]) / 2.0
     assert intervals.msis(history, y, lower, upper, 1) == pytest.approx([expected])
-    row = intervals.scored("x", history, y, np.stack([lower, upper], axis=-1), 1)
+    inner_lo, inner_hi = np.array([[9.5, 10.5, 9.0, 9.0]]), np.array([[10.5, 11.0, 9.5, 9.5]])  # covers step 0 only
+    row = intervals.scored("x", history, y, np.stack([lower, upper, inner_lo, inner_hi], axis=-1), 1)
     assert row["coverage"] == pytest.approx(0.5) and row["acd"] == pytest.approx(0.45)
+    assert row["coverage_80"] == pytest.approx(0.25)
