@@ -12,6 +12,7 @@ from api_helpers import AUTH, SECURITY_HEADERS, FakeStore, TestClient, assert_re
 
 from splineforecast.api import Settings, SettingsError, create_app
 from splineforecast.api.gui import static_dir
+from splineforecast.api.jobs import TrainRequest
 
 REPO = Path(__file__).resolve().parents[1]
 ASSET_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
@@ -85,6 +86,7 @@ def test_page_has_no_inline_script_style_or_handlers(prod: TestClient) -> None:
     parts = _page(prod)
     assert parts.inline == []
     assert [t for t, _ in parts.tags].count("script") == 2 and "style" not in [t for t, _ in parts.tags]
+    assert ("script", {"type": "module", "src": "/static/js/main.js"}) in parts.tags
     for tag, attrs in parts.tags:
         assert "style" not in attrs, tag
         assert not [name for name in attrs if name.startswith("on")], tag
@@ -98,25 +100,49 @@ def test_page_has_no_inline_script_style_or_handlers(prod: TestClient) -> None:
 def test_assets_are_served_with_their_types_and_the_csp(prod: TestClient) -> None:
     assets = _assets(_page(prod))
     vendor = {"/static/vendor/uPlot.iife.min.js", "/static/vendor/uPlot.min.css"}
-    assert set(assets) == {"/static/app.js", "/static/app.css", *vendor}
+    assert set(assets) == {"/static/js/main.js", "/static/app.css", *vendor}
     for path in assets:
         response = prod.get(path)
         assert response.status_code == 200, path
         assert response.headers["content-type"] == ASSET_TYPES[Path(path).suffix], path
         assert response.content == (static_dir() / path.removeprefix("/static/")).read_bytes()
         assert _csp(response)["default-src"] == "'self'" and response.headers["x-content-type-options"] == "nosniff"
-    head = prod.head("/static/app.js")
+    head = prod.head("/static/js/main.js")
     assert head.status_code == 200 and head.content == b""
-    assert head.headers["content-length"] == str(len(prod.get("/static/app.js").content))
+    assert head.headers["content-length"] == str(len(prod.get("/static/js/main.js").content))
 
 
-def test_script_uses_no_html_sinks() -> None:
-    source = (static_dir() / "app.js").read_text(encoding="utf-8")
-    code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith("//"))
+def _modules() -> dict[str, str]:
+    """``{file name: code without its comment lines}`` of the page's own scripts (static/js/)."""
+    found = {}
+    for path in sorted((static_dir() / "js").glob("*.js")):
+        source = path.read_text(encoding="utf-8")
+        found[path.name] = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith("//"))
+    return found
+
+
+def test_modules_are_served_and_import_only_each_other(prod: TestClient) -> None:
+    modules = _modules()
+    assert "main.js" in modules and len(modules) >= 8
+    imported = {"main.js"}
+    for name, code in modules.items():
+        response = prod.get(f"/static/js/{name}")
+        assert response.status_code == 200 and response.headers["content-type"] == ASSET_TYPES[".js"], name
+        targets = re.findall(r'^import .* from "([^"]+)";$', code, flags=re.M)
+        assert all(re.fullmatch(r"\./[a-z]+\.js", t) for t in targets), (name, targets)  # no other origin
+        imported |= {t.removeprefix("./") for t in targets}
+        assert len(code.splitlines()) <= 400, name
+    assert imported == set(modules)  # each module is imported (main.js by the page) and each import exists
+
+
+def test_scripts_use_no_html_sinks() -> None:
+    code = "\n".join(_modules().values())
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
         assert sink not in code, sink
+    for sink in ('setTimeout("', "setInterval(", ".src =", "javascript:"):
+        assert sink not in code, sink
     assert "localStorage" not in code and "document.cookie" not in code
-    assert code.count("sessionStorage.setItem(TOKEN_KEY") == 1
+    assert code.count("sessionStorage.setItem(") == 1 and "sessionStorage.setItem(TOKEN_KEY, token)" in code
 
 
 def test_unknown_static_paths_meet_the_api_rules(tmp_path: Path, prod: TestClient) -> None:
@@ -176,3 +202,41 @@ def test_vendored_chart_library_matches_the_pinned_version() -> None:
     assert banner == f"/*! https://github.com/leeoniya/uPlot (v{pinned[0]}) */"
     assert "MIT License" in (vendor / "uPlot.LICENSE").read_text(encoding="utf-8")
     assert sorted(p.name for p in vendor.iterdir()) == ["uPlot.LICENSE", "uPlot.iife.min.js", "uPlot.min.css"]
+
+
+def test_the_pages_own_post_passes_the_origin_rule(tmp_path: Path, prod: TestClient) -> None:
+    """A browser sends ``Origin`` on a same-origin POST too: the page's own origin is allowed, no look-alike is."""
+    for origin in ("http://testserver", "https://testserver", "HTTP://TESTSERVER"):
+        response = prod.post("/api/v1/jobs", json={"dataset": "nope"}, headers={**AUTH, "Origin": origin})
+        assert_refused(response, 422, "UNKNOWN_DATASET")  # reached the endpoint
+        assert "access-control-allow-origin" not in response.headers  # same origin: no CORS needed
+    for origin in ("http://testserver:8000", "http://testserver.evil.example", "http://evil.testserver", "null"):
+        response = prod.post("/api/v1/jobs", json={"dataset": "nope"}, headers={**AUTH, "Origin": origin})
+        assert_refused(response, 403, "ORIGIN_REFUSED")
+    served = client_for(tmp_path, create_app(settings_for(tmp_path, trusted_hosts=("127.0.0.1",))))
+    page = {**AUTH, "Host": "127.0.0.1:8000", "Origin": "http://127.0.0.1:8000"}  # the GUI at its own port
+    assert_refused(served.post("/api/v1/jobs", json={"dataset": "nope"}, headers=page), 422, "UNKNOWN_DATASET")
+    other = {**page, "Origin": "http://127.0.0.1:8001"}
+    assert_refused(served.post("/api/v1/jobs", json={"dataset": "nope"}, headers=other), 403, "ORIGIN_REFUSED")
+    assert_refused(prod.post("/api/v1/jobs", json={}, headers={**page, "Host": "evil.example"}), 400, "INVALID_HOST")
+
+
+def test_openapi_describes_the_job_form(prod: TestClient) -> None:
+    """The New job form is built from this schema: each field a data set, a choice or a bounded whole number."""
+    schema = prod.get("/api/v1/openapi.json", headers=AUTH).json()["components"]["schemas"]["TrainRequest"]
+    assert list(schema["properties"]) == list(TrainRequest.model_fields) and schema["additionalProperties"] is False
+    for name, field in TrainRequest.model_fields.items():
+        prop = schema["properties"][name]
+        assert prop.get("default") == field.default, name  # a null default is left out
+        if name == "dataset":
+            assert prop["type"] == "string"
+            continue
+        if "enum" in prop:
+            assert prop["enum"] and prop["default"] in prop["enum"], name
+            continue
+        number = prop if prop.get("type") == "integer" else next(p for p in prop["anyOf"] if p["type"] == "integer")
+        bounds = {type(m).__name__: m for m in field.metadata}
+        assert (number["minimum"], number["maximum"]) == (bounds["Ge"].ge, bounds["Le"].le), name
+        assert ({"type": "null"} in prop.get("anyOf", [])) == (field.default is None), name
+    hidden = schema["properties"]["hidden_size"]
+    assert (hidden["minimum"], hidden["maximum"], hidden["default"]) == (1, 512, 32)

@@ -12,9 +12,10 @@ what those cannot:
   plain text (``Invalid host header``, ``Disallowed CORS origin``) and a passed preflight with ``OK``;
   this sends our JSON error with our code instead, and a passed preflight as 204 without a body.
 * :class:`RequestRules`, innermost: CORS only tells a browser what it may read, so it does not stop a
-  simple cross-origin POST: a state-changing request from an origin not allowed is refused (403), in
-  dev mode too; state-changing bodies must be JSON (415), which no framework part checks; and an
-  unhandled error becomes the generic 500 inside the CORS layer, so a browser can read it.
+  simple cross-origin POST: a state-changing request from an origin not allowed (neither listed nor
+  the request's own site, :func:`same_origin`) is refused (403), in dev mode too; state-changing
+  bodies must be JSON (415), which no framework part checks; and an unhandled error becomes the
+  generic 500 inside the CORS layer, so a browser can read it.
 """
 
 from __future__ import annotations
@@ -328,6 +329,20 @@ class JsonRefusals:
         await self.middleware(scope, receive, own_send)
 
 
+def same_origin(origin: str | None, host: str | None) -> bool:
+    """Whether ``origin`` is the request's own site: ``http(s)://`` + the ``Host`` header, exactly.
+
+    The GUI's own ``POST`` carries its page's origin (a browser sends ``Origin`` on a same-origin POST
+    too), which need not be in ``SPLINE_CORS_ORIGINS``. This leans on the ``Host`` check outside: the
+    Host is a trusted name, so a page elsewhere (another name, or a DNS rebinding one) cannot match it.
+    The scheme is not compared (a TLS proxy in front of uvicorn may forward plain http).
+    """
+    if not origin or not host:
+        return False
+    scheme, _, netloc = origin.partition("://")
+    return scheme.lower() in ("http", "https") and netloc.lower() == host.lower()
+
+
 class RequestRules:
     """Innermost: what CORS and the routes do not enforce (see the module docstring)."""
 
@@ -337,7 +352,8 @@ class RequestRules:
     def _refusal(self, scope: Scope) -> Refusal | None:
         headers, method = Headers(scope=scope), str(scope.get("method", "GET")).upper()
         origin = headers.get("origin")
-        if method in STATE_CHANGING and origin is not None and origin not in self.origins:
+        allowed = origin in self.origins or same_origin(origin, headers.get("host"))
+        if method in STATE_CHANGING and origin is not None and not allowed:
             return 403, error_body("ORIGIN_REFUSED", "cross-origin request from an origin that is not allowed")
         media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if method in JSON_METHODS and media_type != "application/json":
