@@ -1,5 +1,8 @@
 """The GUI in a real browser: uvicorn on 127.0.0.1 (dev and prod), a tiny trained run, headless Chromium.
 
+Runs, Run, Compare (the trained run and one job trained through the New job form), the job pages
+(refusals, a failed and a finished job) and Forecast (pasted and picked CSV, table, download, refusals).
+
 Needs Playwright (the Python package) and a Chromium binary (``SPLINE_CHROMIUM``, else ``chromium`` on
 the PATH); Playwright's own browser download is not used.
 """
@@ -169,6 +172,8 @@ def test_runs_table_run_page_and_untrusted_text_in_dev(
     assert page.locator("#artifacts-table tbody td", has_text="metrics.json").count() == 1
     mae_row = page.locator("#metrics-table tbody tr").first.locator("td").all_text_contents()
     assert mae_row[0] == "mae" and float(mae_row[1]) == pytest.approx(mae, rel=1e-3) and len(mae_row) == 4
+    forecast = page.locator("#run-summary a", has_text="Forecast with this run").get_attribute("href")
+    assert forecast == f"#/forecast?run={RUN_ID}"
     _assert_inert(page, errors)
     page.close()
 
@@ -295,6 +300,9 @@ def _check_compare(page: Any, base: str, job: str) -> None:
     assert legend == ["step", RUN_ID, job]
     mae = page.locator("#compare-metrics tbody tr").first.locator("td").all_text_contents()
     assert mae[0] == "mae" and len(mae) == 1 + 2 * 3  # each run: the model, naive, seasonal naive
+    page.goto(f"{base}/#/compare?runs={RUN_ID},{RUN_ID}")  # one run, twice
+    page.locator("#notice", has_text="Compare takes 2 to 4 different runs; this link names 1.").wait_for()
+    assert page.locator("#compare-page").is_hidden()
 
 
 def test_job_form_refusals_a_failed_and_a_finished_job_then_compare(browser: Any, dev: str) -> None:

@@ -2,7 +2,7 @@
 // side with each run's baselines, and their MAE per horizon step overlaid in one chart.
 import { api } from "./api.js";
 import { PALETTE, STEP_AXES, chart, stepData } from "./charts.js";
-import { $, el, fillTable, fmt, runLink, say, show } from "./dom.js";
+import { $, el, fillTable, fmt, headRow, runLink, say, show } from "./dom.js";
 import { scoreSources } from "./run.js";
 import { COMPARE_MAX, COMPARE_MIN } from "./runs.js";
 
@@ -30,9 +30,7 @@ export function differingParams(runs) {
 
 function renderParams(runs) {
   const rows = differingParams(runs);
-  const head = el("tr", null);
-  head.append(el("th", "param"), ...runs.map((r) => el("th", r.run_id)));
-  $("compare-params").tHead.replaceChildren(head);
+  headRow($("compare-params"), ["param", ...runs.map((r) => r.run_id)]);
   fillTable($("compare-params"), rows);
   say($("compare-params-note"), rows.length ? "" : "Every param has the same value in these runs.");
 }

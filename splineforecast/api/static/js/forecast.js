@@ -4,7 +4,7 @@
 // a CSV download (a Blob URL, revoked when replaced or the page is left).
 import { ApiError, api } from "./api.js";
 import { chart, dispose, orNull } from "./charts.js";
-import { $, el, fillTable, onLeave, say, show } from "./dom.js";
+import { $, el, fillTable, headRow, onLeave, say, show } from "./dom.js";
 import { CsvError, parseCsv, toCsv } from "./csv.js";
 
 const state = { chart: null, url: null };
@@ -92,9 +92,7 @@ function renderResult(run, history, records) {
   clearResult();
   const cols = layout(run, records);
   $("forecast-summary").textContent = `${records.length} steps after the history's last row, from run ${run.run_id}`;
-  const head = el("tr");
-  for (const k of cols.keys) head.append(el("th", k));
-  $("forecast-table").tHead.replaceChildren(head);
+  headRow($("forecast-table"), cols.keys);
   const shown = (v) => (typeof v === "number" && !Number.isInteger(v) ? Number(v.toPrecision(7)) : v === null ? "–" : v);
   fillTable($("forecast-table"), records.map((r) => cols.keys.map((k) => shown(r[k]))));
   state.url = URL.createObjectURL(new Blob([toCsv(cols.keys, records)], { type: "text/csv" }));
@@ -102,7 +100,11 @@ function renderResult(run, history, records) {
   link.href = state.url;
   link.download = `forecast-${run.run_id}.csv`;
   $("forecast-result").hidden = false;
-  if (history.columns.includes(cols.time) && cols.target) drawChart(history, records, cols);
+  const times = records.map((r) => r[cols.time]);
+  const single = new Set(times).size === times.length; // a panel repeats each time once per series
+  const chartable = single && history.columns.includes(cols.time) && history.columns.includes(cols.target);
+  say($("forecast-chart-note"), chartable ? "" : "No chart: it draws one series with the run's time and target columns; the table holds every row.");
+  if (chartable) drawChart(history, records, cols);
 }
 
 async function onSubmit(event) {
