@@ -29,6 +29,20 @@ CONTENT_TYPES = {
 }
 
 
+def same_origin(origin: str | None, host: str | None) -> bool:
+    """Whether ``origin`` is the request's own site: ``http(s)://`` + the ``Host`` header, exactly.
+
+    The GUI's own ``POST`` carries its page's origin (a browser sends ``Origin`` on a same-origin POST
+    too), which need not be in ``SPLINE_CORS_ORIGINS``. This leans on the ``Host`` check outside: the
+    Host is a trusted name, so a page elsewhere (another name, or a DNS rebinding one) cannot match it.
+    The scheme is not compared (a TLS proxy in front of uvicorn may forward plain http).
+    """
+    if not origin or not host:
+        return False
+    scheme, _, netloc = origin.partition("://")
+    return scheme.lower() in ("http", "https") and netloc.lower() == host.lower()
+
+
 def static_dir() -> Path:
     """The folder of the page and its assets, inside the installed package."""
     return Path(str(resources.files("splineforecast.api") / "static"))

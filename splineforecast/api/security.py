@@ -13,9 +13,9 @@ what those cannot:
   this sends our JSON error with our code instead, and a passed preflight as 204 without a body.
 * :class:`RequestRules`, innermost: CORS only tells a browser what it may read, so it does not stop a
   simple cross-origin POST: a state-changing request from an origin not allowed (neither listed nor
-  the request's own site, :func:`same_origin`) is refused (403), in dev mode too; state-changing
-  bodies must be JSON (415), which no framework part checks; and an unhandled error becomes the
-  generic 500 inside the CORS layer, so a browser can read it.
+  the request's own site, :func:`~splineforecast.api.gui.same_origin`) is refused (403), in dev mode
+  too; state-changing bodies must be JSON (415), which no framework part checks; and an unhandled
+  error becomes the generic 500 inside the CORS layer, so a browser can read it.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from splineforecast.api.gui import same_origin
 
 log = logging.getLogger("splineforecast.api")
 
@@ -327,20 +329,6 @@ class JsonRefusals:
                 await send({"type": "http.response.body", "body": b""})
 
         await self.middleware(scope, receive, own_send)
-
-
-def same_origin(origin: str | None, host: str | None) -> bool:
-    """Whether ``origin`` is the request's own site: ``http(s)://`` + the ``Host`` header, exactly.
-
-    The GUI's own ``POST`` carries its page's origin (a browser sends ``Origin`` on a same-origin POST
-    too), which need not be in ``SPLINE_CORS_ORIGINS``. This leans on the ``Host`` check outside: the
-    Host is a trusted name, so a page elsewhere (another name, or a DNS rebinding one) cannot match it.
-    The scheme is not compared (a TLS proxy in front of uvicorn may forward plain http).
-    """
-    if not origin or not host:
-        return False
-    scheme, _, netloc = origin.partition("://")
-    return scheme.lower() in ("http", "https") and netloc.lower() == host.lower()
 
 
 class RequestRules:
