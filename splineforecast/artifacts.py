@@ -42,7 +42,7 @@ _PROCESSED, _META, _SPLIT = "processed.npz", "meta.json", "split_contract.json"
 _PREPROCESSOR, _BEST, _LAST = "preprocessor.json", "best.ckpt", "last.ckpt"
 _CONFIG, _OVERRIDES, _METRICS = "config.yaml", "overrides.yaml", "metrics.json"
 _REPORT, _PLOT, _SERVING, _FORECAST = "report.md", "forecast.png", "serving.json", "forecast.csv"
-_PER_SERIES = "per_series.csv"
+_PER_SERIES, _TEST_FORECAST = "per_series.csv", "test_forecast.csv"
 _CALIBRATION = "calibration.json"
 
 
@@ -164,6 +164,7 @@ class RunPaths:
     config_yaml = _At("config", _CONFIG)
     overrides_yaml = _At("config", _OVERRIDES)
     metrics_json = _At("metrics", _METRICS)
+    test_forecast_csv = _At("metrics", _TEST_FORECAST)  # the 1-step test forecasts forecast.png draws, as numbers
     report_md = _At("reports", _REPORT)
     forecast_png = _At("reports", _PLOT)
     serving_json = _At("model", _SERVING)
@@ -213,6 +214,10 @@ class RunPaths:
     def write_per_series(self, csv: bytes) -> None:
         """per_series.csv of a panel run: one row of scores per series."""
         write_bytes(self.per_series_csv, csv)
+
+    def write_test_forecast(self, csv: bytes) -> None:
+        """test_forecast.csv: one row per test window (per series and window in a panel run)."""
+        write_bytes(self.test_forecast_csv, csv)
 
     def write_serving(self, settings: ServingSettings) -> None:
         write_json(self.serving_json, settings.to_json())
@@ -267,8 +272,7 @@ class RunPaths:
             layout += [(self.processed_dir, "processed"), (self.preprocessor_dir, "preprocessor")]
         if trained:
             layout += [(self.checkpoints_dir, "checkpoints"), (self.metrics_json, None), (self.report_dir, None)]
-            if self.per_series_csv.is_file():
-                layout.append((self.per_series_csv, None))
+            layout += [(p, None) for p in (self.test_forecast_csv, self.per_series_csv) if p.is_file()]
         return layout
 
 

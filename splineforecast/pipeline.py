@@ -30,6 +30,7 @@ from splineforecast.data.preprocess import Preprocessor
 from splineforecast.data.processed import Processed
 from splineforecast.evaluation import TestForecast, forecast_test, predict_with_truth, score_test, score_test_levels
 from splineforecast.files import write_bytes
+from splineforecast.forecast_table import test_forecast_frame, to_csv
 from splineforecast.models.module import ForecastModule
 from splineforecast.models.spec import DataSpec
 from splineforecast.pipeline_panel import preprocess_panel, score_panel, write_panel_report
@@ -257,7 +258,9 @@ def _write_report(
 ) -> None:
     d, m = cfg.data, cfg.model
     title = f"{m.name.upper()} on {d.name} ({d.target}), test part"
-    plot = plot_forecast(test, inputs.processed.timestamps.astype("datetime64[ns]"), d.lookback, title)
+    stamps = inputs.processed.timestamps.astype("datetime64[ns]")
+    paths.write_test_forecast(to_csv(test_forecast_frame(test, stamps, d.lookback, inputs.preprocessor.target)))
+    plot = plot_forecast(test, stamps, d.lookback, title)
     paths.write_report(_report_head(cfg, inputs, result, paths.forecast_png.name), plot)
 
 

@@ -16,6 +16,7 @@ from splineforecast.contracts import PanelRawInputs, ProcessedInputs
 from splineforecast.data.panel_preprocess import Mapper, PanelPreprocessor
 from splineforecast.data.processed import Processed
 from splineforecast.evaluation import TestForecast
+from splineforecast.forecast_table import panel_test_forecast_frame, to_csv
 from splineforecast.panel_eval import (
     SeriesScore,
     forecast_panel,
@@ -105,6 +106,7 @@ def write_panel_report(
     worst series; ``head`` is the one-series part of the report (summary, mean metrics, per-step MAE)."""
     column = inputs.preprocessor.series_column  # type: ignore[union-attr]
     paths.write_per_series(per_series_csv(outcome.rows, column, outcome.uncertainty_rows))
+    write_panel_test_forecast(cfg, paths, inputs, outcome)
     mase = np.array([r.scores.metrics["mase"] for r in outcome.rows], dtype=np.float64)
     ranked = [i for i in np.argsort(mase, kind="stable") if np.isfinite(mase[i])] or [0]
     picks = {"median": ranked[len(ranked) // 2], "best": ranked[0], "worst": ranked[-1]}
@@ -121,3 +123,13 @@ def write_panel_report(
     markdown = head + render_panel_section(result, named, paths.mase_png.name)
     median = plots.pop(paths.forecast_png)
     paths.write_report(markdown, median, plots)
+
+
+def write_panel_test_forecast(cfg: Config, paths: RunPaths, inputs: ProcessedInputs, outcome: PanelOutcome) -> None:
+    """test_forecast.csv of a panel run: each series' 1-step test forecasts, the series column first."""
+    processed, pre = inputs.processed, inputs.preprocessor
+    assert isinstance(pre, PanelPreprocessor)
+    stamps = [processed.timestamps[processed.series_rows(i)].astype("datetime64[ns]") for i in range(len(outcome.rows))]
+    ids = [r.id for r in outcome.rows]
+    frame = panel_test_forecast_frame(outcome.forecasts, stamps, ids, pre.series_column, cfg.data.lookback, pre.target)
+    paths.write_test_forecast(to_csv(frame))

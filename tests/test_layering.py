@@ -22,7 +22,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "splineforecast"
 SOURCES = sorted(p for p in PACKAGE.rglob("*.py"))
 RUN_FILES = (
     "processed.npz meta.json split_contract.json preprocessor.json best.ckpt last.ckpt config.yaml "
-    "overrides.yaml metrics.json report.md forecast.png serving.json forecast.csv"
+    "overrides.yaml metrics.json report.md forecast.png serving.json forecast.csv test_forecast.csv"
 ).split()
 
 

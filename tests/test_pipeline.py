@@ -38,6 +38,7 @@ MLFLOW_FILES = {
     "checkpoints/best.ckpt",
     "checkpoints/last.ckpt",
     "metrics.json",
+    "test_forecast.csv",
     "report.md",
     "config/config.yaml",
     "config/overrides.yaml",
@@ -77,6 +78,7 @@ LOCAL_FILES = [
     f"checkpoints/{RUN_ID}/best.ckpt",
     f"checkpoints/{RUN_ID}/last.ckpt",
     f"metrics/{RUN_ID}/metrics.json",
+    f"metrics/{RUN_ID}/test_forecast.csv",
     f"reports/{RUN_ID}/report.md",
     f"reports/{RUN_ID}/forecast.png",
     f"config/{RUN_ID}/config.yaml",
@@ -138,6 +140,25 @@ def test_metrics_json(finished: dict[str, Any]) -> None:
     assert metrics["schema_version"] == "splineforecast.metrics.v1"
     report = (paths.report_dir / "report.md").read_text(encoding="utf-8")
     assert RUN_ID in report and "seasonal_naive" in report
+
+
+def test_test_forecast_csv_holds_the_1_step_forecast_of_every_test_window(finished: dict[str, Any]) -> None:
+    paths: RunPaths = finished["paths"]
+    result = finished["result"].result
+    table = pd.read_csv(paths.test_forecast_csv)
+    assert list(table.columns) == ["timestamp", "actual", "forecast"]  # no quantile levels in this run
+    contract = json.loads(paths.split_contract_json.read_text(encoding="utf-8"))
+    with np.load(paths.processed_npz, allow_pickle=False) as npz:
+        stamps, raw = npz["timestamps"], npz["targets_raw"][:, 0]
+    origins = contract["test"]["start"] + np.arange(result.windows["test"])  # each window's first forecast row
+    assert len(table) == result.windows["test"] and origins[-1] == contract["test"]["stop"] - 4  # horizon 4
+    times = pd.to_datetime(table["timestamp"]).to_numpy().astype("datetime64[ns]").astype(np.int64)
+    np.testing.assert_array_equal(times, stamps[origins])
+    np.testing.assert_array_equal(table["actual"].to_numpy(), raw[origins])  # the truth; empty where unobserved
+    assert table["actual"].isna().sum() == np.isnan(raw[origins]).sum()
+    assert table["forecast"].notna().all()
+    mae = (table["forecast"] - table["actual"]).abs().mean()  # over the observed rows
+    assert mae == pytest.approx(result.scores.per_horizon["model"]["mae"][0], rel=1e-9)
 
 
 def test_checkpoints_load_without_pickle(finished: dict[str, Any]) -> None:
