@@ -16,9 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from api_helpers import AUTH, TestClient, settings_for
 from conftest import Cli
 
 from splineforecast import pipeline
+from splineforecast.api import create_app, runs
 from splineforecast.artifacts import RunPaths
 from splineforecast.config import Config
 from splineforecast.data.processed import NPZ_KEYS
@@ -159,6 +161,32 @@ def test_test_forecast_csv_holds_the_1_step_forecast_of_every_test_window(finish
     assert table["forecast"].notna().all()
     mae = (table["forecast"] - table["actual"]).abs().mean()  # over the observed rows
     assert mae == pytest.approx(result.scores.per_horizon["model"]["mae"][0], rel=1e-9)
+
+
+def test_the_api_answers_the_test_forecast_bounded_and_null_for_a_run_without_it(
+    finished: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result, root = finished["result"], finished["root"] / "artifacts"
+
+    def get_run(artifacts: Path) -> dict[str, Any]:
+        store = runs.RunStore(result.tracking_uri, finished["cfg"].tracking.experiment, artifacts)
+        app = create_app(settings_for(tmp_path, artifact_root=artifacts, tracking_uri=result.tracking_uri), store=store)
+        response = TestClient(app).get(f"/api/v1/runs/{RUN_ID}", headers=AUTH)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    answer = get_run(root)["test_forecast"]
+    table = pd.read_csv(finished["paths"].test_forecast_csv, float_precision="round_trip")
+    assert answer["columns"] == list(table.columns) and answer["series_column"] is None
+    assert answer["truncated"] is False and len(answer["rows"]) == len(table)
+    assert [r[0] for r in answer["rows"]] == table["timestamp"].tolist()
+    numbers = np.array([[np.nan if v is None else v for v in r[1:]] for r in answer["rows"]], dtype=np.float64)
+    np.testing.assert_array_equal(numbers, table[["actual", "forecast"]].to_numpy())
+    monkeypatch.setattr(runs, "MAX_TEST_ROWS", 5)
+    bounded = get_run(root)["test_forecast"]
+    assert bounded["rows"] == answer["rows"][:5] and bounded["truncated"] is True
+    bare = get_run(tmp_path / "elsewhere")  # the tracked run, without its local files (an older run's case)
+    assert bare["run_id"] == RUN_ID and bare["test_forecast"] is None
 
 
 def test_checkpoints_load_without_pickle(finished: dict[str, Any]) -> None:

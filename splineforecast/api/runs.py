@@ -6,12 +6,17 @@ checked to stay under the artifact root.
 
 from __future__ import annotations
 
+import csv
+import itertools
+import math
 from pathlib import Path
 from typing import Any
 
 from splineforecast.artifacts import RunPaths, check_run_id
 
 _MAX_ARTIFACTS = 500
+MAX_TEST_ROWS = 20_000  # of test_forecast.csv in a run's answer: its first rows (a big panel: its first series)
+_TEXT_COLUMN = "timestamp"  # test_forecast.csv: the time; a panel's series column comes before it
 
 
 def under_root(root: Path, path: Path) -> Path:
@@ -81,6 +86,7 @@ class RunStore:
             "artifacts": self._artifacts(client, run.info.run_id),
             "report": self.report(run_id),
             "evaluation": self.evaluation(run_id),
+            "test_forecast": self.test_forecast(run_id),
         }
 
     @staticmethod
@@ -109,9 +115,37 @@ class RunStore:
             return None
         return paths.read_eval().to_json()
 
+    def test_forecast(self, run_id: str) -> dict[str, Any] | None:
+        """The run's test_forecast.csv as ``columns`` and ``rows`` (at most MAX_TEST_ROWS; ``truncated`` says
+        when more were left off); a panel's ``series_column``; None for a run without the file."""
+        path = under_root(self.root, self.paths(run_id).test_forecast_csv)
+        if not path.is_file():
+            return None
+        with path.open(newline="", encoding="utf-8", errors="replace") as f:
+            reader = csv.reader(f)
+            columns = next(reader, [])
+            read = list(itertools.islice(reader, MAX_TEST_ROWS + 1))
+        text = columns.index(_TEXT_COLUMN) + 1 if _TEXT_COLUMN in columns else 1  # the leading text columns
+        rows = [[*r[:text], *map(_number, r[text : len(columns)])] for r in read[:MAX_TEST_ROWS]]
+        return {
+            "columns": columns,
+            "series_column": columns[0] if text > 1 else None,
+            "rows": rows,
+            "truncated": len(read) > MAX_TEST_ROWS,
+        }
+
     def trained(self, run_id: str) -> bool:
         paths = self.paths(run_id)
         return (
             under_root(self.root, paths.best_ckpt).is_file()
             and under_root(self.root, paths.preprocessor_json).is_file()
         )
+
+
+def _number(cell: str) -> float | None:
+    """A CSV cell as a finite number; None where it is empty or not one (JSON has no NaN)."""
+    try:
+        value = float(cell)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
