@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from splineforecast.api.security import LOOPBACK_HOSTS, Settings, SettingsError
+from splineforecast.api.settings import LOOPBACK_HOSTS, Settings, SettingsError
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,9 +1,10 @@
-"""The FastAPI app of SPEC §7: runs, training jobs and forecasts under ``/api/v1``, the GUI at ``/``.
+"""The FastAPI app of SPEC §7: runs, training jobs, data sets and forecasts under ``/api/v1``, the GUI at ``/``.
 
 ``create_app(settings)`` wires the endpoints behind the layers of :mod:`splineforecast.api.security`;
 every endpoint but health (the docs and the OpenAPI document included) sits on one router whose
-dependency is the token rule. The endpoints call the package's own APIs: the CLI (training jobs), the
-tracking store and ``serving`` (forecasts). The GUI's files are served by :class:`~splineforecast.api.gui.GuiPages`.
+dependency is the token rule (``POST /datasets`` with its own body bound, ``Settings.upload_body``).
+The endpoints call the package's own APIs: the CLI (training jobs), its table checks (uploaded data
+sets, :mod:`splineforecast.api.datasets`), the tracking store and ``serving`` (forecasts). The GUI's files are served by :class:`~splineforecast.api.gui.GuiPages`.
 """
 
 import json
@@ -21,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from splineforecast import __version__
+from splineforecast.api.datasets import DatasetExists, DatasetStore, UploadRequest, UploadTooLarge
 from splineforecast.api.gui import GuiPages, load_files, static_dir
 from splineforecast.api.jobs import JobManager, QueueFull, TrainRequest, UnknownDataset
 from splineforecast.api.runs import RunStore
@@ -29,12 +31,12 @@ from splineforecast.api.security import (
     API_PREFIX,
     ERROR_CODES,
     INTERNAL_ERROR,
-    Settings,
     add_security_layers,
     error_body,
     json_bytes,
     token_dependency,
 )
+from splineforecast.api.settings import Settings
 from splineforecast.artifacts import check_run_id
 from splineforecast.errors import ContractError, ErrorCode, to_payload
 
@@ -149,7 +151,7 @@ def _add_run_routes(router: APIRouter, store: RunStore, mlflow_ui_url: str | Non
         return {"ok": True, "run_id": run_id, "forecast": _forecast(store, run_id, body)}
 
 
-def _add_job_routes(router: APIRouter, settings: Settings, jobs: JobManager) -> None:
+def _add_job_routes(router: APIRouter, jobs: JobManager) -> None:
     @router.post("/jobs", status_code=202, tags=["jobs"])
     def start_job(body: TrainRequest) -> Any:
         """Start a training run from allow-listed settings; poll ``/jobs/{job_id}`` for its status."""
@@ -167,10 +169,27 @@ def _add_job_routes(router: APIRouter, settings: Settings, jobs: JobManager) -> 
         job = jobs.get(check_run_id(job_id))
         return _not_found(f"no job {job_id!r}") if job is None else job.view()
 
-    @router.get("/datasets", tags=["jobs"])
+
+def _add_dataset_routes(router: APIRouter, settings: Settings, uploads: DatasetStore) -> None:
+    @router.get("/datasets", tags=["datasets"])
     def datasets() -> dict[str, Any]:
-        """The data set names a training job may choose."""
-        return {"ok": True, "datasets": sorted(settings.datasets)}
+        """The data set names a training job may choose (configured and uploaded), and the uploaded ones."""
+        uploaded = uploads.list()
+        names = sorted({*settings.datasets, *(u.name for u in uploaded)})
+        views = [u.view() for u in uploaded]
+        return {"ok": True, "datasets": names, "uploaded": views, "max_upload_bytes": settings.max_upload}
+
+    # its own body bound (a CSV of max_upload bytes as JSON), not SPLINE_MAX_BODY_BYTES
+    @router.post("/datasets", status_code=201, tags=["datasets"], max_body_size=settings.upload_body)
+    def upload_dataset(body: UploadRequest) -> Any:
+        """Keep a CSV as a data set for jobs, after the CLI's checks of its table (422 with the CLI's error)."""
+        try:
+            upload = uploads.add(body)
+        except UploadTooLarge as exc:
+            return SafeJSONResponse(error_body("PAYLOAD_TOO_LARGE", str(exc)), status_code=413)
+        except DatasetExists as exc:
+            return SafeJSONResponse(error_body("DATASET_EXISTS", str(exc)), status_code=409)
+        return SafeJSONResponse({"ok": True, "dataset": upload.view()}, status_code=201)
 
 
 def _add_docs_routes(router: APIRouter, app: FastAPI) -> None:
@@ -216,7 +235,8 @@ def create_app(settings: Settings | None = None, store: RunStore | None = None) 
     settings = Settings.from_env() if settings is None else settings
     settings.validate()
     store = store or RunStore(settings.tracking_uri, settings.experiment, settings.artifact_root)
-    jobs = JobManager(settings)
+    uploads = DatasetStore(settings.data_dir, settings.datasets, settings.max_upload)
+    jobs = JobManager(settings, uploads)
     app = _new_app(jobs)
     app.state.settings, app.state.jobs, app.state.store = settings, jobs, store
     require_token = token_dependency(settings)
@@ -230,7 +250,8 @@ def create_app(settings: Settings | None = None, store: RunStore | None = None) 
     # every other route: the token rule as the router's dependency, bodies bounded (chunked ones too)
     secured = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)], max_body_size=settings.max_body)
     _add_run_routes(secured, store, settings.mlflow_ui_url)
-    _add_job_routes(secured, settings, jobs)
+    _add_job_routes(secured, jobs)
+    _add_dataset_routes(secured, settings, uploads)
     _add_docs_routes(secured, app)
     app.include_router(secured)
     app.add_middleware(GuiPages, files=load_files(static_dir()))  # the page and its assets: inside every security layer

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from splineforecast.api.security import Settings
+from splineforecast.api.datasets import DatasetStore, upload_overrides
+from splineforecast.api.settings import Settings
 from splineforecast.artifacts import check_run_id
 from splineforecast.data.splines import KINDS
 from splineforecast.models.registry import MODEL_NAMES
@@ -61,12 +62,24 @@ def new_job_id() -> str:
     return "api-" + time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(4)
 
 
-def build_overrides(body: TrainRequest, settings: Settings, run_id: str) -> list[str]:
-    """The Hydra overrides of a job: every value is typed and bounded by ``TrainRequest``."""
-    if body.dataset not in settings.datasets:
-        raise UnknownDataset(f"unknown dataset {body.dataset!r}; configured: {sorted(settings.datasets)}")
+def _data_overrides(name: str, settings: Settings, uploads: DatasetStore | None) -> list[str]:
+    """The data overrides of the configured data set ``name``, else of the uploaded one."""
+    if name in settings.datasets:
+        return [f"data={settings.datasets[name]}"]
+    upload = None if uploads is None else uploads.get(name)
+    if uploads is None or upload is None:
+        uploaded = [] if uploads is None else [u.name for u in uploads.list()]
+        raise UnknownDataset(f"unknown dataset {name!r}; configured: {sorted(settings.datasets)}, uploaded: {uploaded}")
+    return upload_overrides(upload, uploads.path(upload))
+
+
+def build_overrides(
+    body: TrainRequest, settings: Settings, run_id: str, uploads: DatasetStore | None = None
+) -> list[str]:
+    """The Hydra overrides of a job: every value is typed and bounded by ``TrainRequest``, or read from the
+    checked record of an uploaded data set in ``uploads``."""
     overrides = [
-        f"data={settings.datasets[body.dataset]}",
+        *_data_overrides(body.dataset, settings, uploads),
         f"model={body.model}",
         f"model.hidden_size={body.hidden_size}",
         f"model.num_layers={body.num_layers}",
@@ -134,8 +147,8 @@ class Job:
 class JobManager:
     """Runs training jobs in worker threads, ``settings.max_jobs`` at a time."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings, uploads: DatasetStore | None = None) -> None:
+        self.settings, self.uploads = settings, uploads
         self.jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._slots = threading.Semaphore(settings.max_jobs)
@@ -158,7 +171,7 @@ class JobManager:
 
     def submit(self, body: TrainRequest) -> Job:
         job_id = new_job_id()
-        overrides = build_overrides(body, self.settings, job_id)
+        overrides = build_overrides(body, self.settings, job_id, self.uploads)
         with self._lock:
             if self.active() >= self.settings.max_jobs + self.settings.max_queue:
                 raise QueueFull(f"{self.active()} jobs are queued or running; try again later")

@@ -1,4 +1,4 @@
-"""Settings from the environment (fail-closed) and the security layers of SPEC §7.
+"""The security layers of SPEC §7 (the settings they read: :mod:`splineforecast.api.settings`).
 
 Starlette's ``TrustedHostMiddleware`` checks the ``Host`` and its ``CORSMiddleware`` answers preflights
 and adds the CORS headers; the routes' ``max_body_size`` (FastAPI) bounds request bodies, chunked ones
@@ -24,12 +24,9 @@ import hmac
 import json
 import logging
 import math
-import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from functools import partial
 from http import HTTPStatus
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Security
@@ -41,21 +38,18 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from splineforecast.api.gui import same_origin
+from splineforecast.api.settings import Settings
 
 log = logging.getLogger("splineforecast.api")
 
 API_PREFIX = "/api/v1"
 TOKEN_HEADER = "X-API-Token"
-DEV_CORS_ORIGINS = "http://localhost,http://127.0.0.1,http://localhost:3000,http://127.0.0.1:3000"
-DEFAULT_TRUSTED_HOSTS = "localhost,127.0.0.1,testserver"
-LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 SECURITY_HEADERS = (
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
     (b"cache-control", b"no-store"),
 )
-_URL_REFUSED = frozenset(" \t\r\n\"'<>`#?\\")  # what a link target of SPLINE_MLFLOW_UI_URL may not hold
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 JSON_METHODS = frozenset({"POST", "PUT", "PATCH"})  # bodies are JSON or refused (415)
 INTERNAL_ERROR = {"ok": False, "error": "internal server error"}
@@ -68,105 +62,6 @@ ERROR_CODES = {  # our error code of each HTTP refusal the frameworks raise
     413: "PAYLOAD_TOO_LARGE",
     415: "UNSUPPORTED_MEDIA_TYPE",
 }
-
-
-class SettingsError(ValueError):
-    """The environment does not describe a safe server; it must not start."""
-
-
-def _split(value: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in value.split(",") if part.strip())
-
-
-def _int(env: Mapping[str, str], name: str, default: int, low: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not an integer") from None
-    if value < low:
-        raise SettingsError(f"{name}={value} must be at least {low}")
-    return value
-
-
-@dataclass(frozen=True)
-class Settings:
-    """What the server needs, read from the environment by :meth:`from_env` (see README, HTTP API)."""
-
-    dev_mode: bool = True
-    token: str | None = None
-    cors_origins: tuple[str, ...] = _split(DEV_CORS_ORIGINS)
-    trusted_hosts: tuple[str, ...] = _split(DEFAULT_TRUSTED_HOSTS)
-    host: str = "127.0.0.1"
-    port: int = 8000
-    artifact_root: Path = Path("artifacts")
-    tracking_uri: str = "sqlite:///mlruns/mlflow.db"
-    experiment: str = "splineforecast"
-    max_jobs: int = 1  # training jobs running at once
-    max_queue: int = 4  # jobs waiting beyond those; more is 429
-    max_body: int = 1_000_000  # bytes of one request body
-    datasets: dict[str, str] = field(default_factory=lambda: {"co2": "co2", "tiny": "tiny"})
-    dataset_paths: dict[str, str] = field(default_factory=dict)  # name -> data.path set by the operator
-    state_dir: Path = Path("outputs/api")
-    mlflow_ui_url: str | None = None  # the MLflow UI the GUI links runs to (SPLINE_MLFLOW_UI_URL)
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        """Refuse an unsafe combination (fail closed)."""
-        if not self.dev_mode and not self.token:
-            raise SettingsError(
-                "SPLINE_DEV_MODE=0 (prod) needs SPLINE_API_TOKEN: set a long random token "
-                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`); refusing to start"
-            )
-        if "*" in self.cors_origins:
-            raise SettingsError("SPLINE_CORS_ORIGINS must list origins; a wildcard `*` is refused")
-        if "*" in self.trusted_hosts and not self.dev_mode:
-            raise SettingsError("SPLINE_TRUSTED_HOSTS must list host names in prod; `*` is refused")
-        if any("*" in host for host in self.trusted_hosts if host != "*"):
-            raise SettingsError("SPLINE_TRUSTED_HOSTS lists host names; a pattern such as `*.example.org` is refused")
-        url = self.mlflow_ui_url
-        if url is not None and (not url.startswith(("http://", "https://")) or any(c in url for c in _URL_REFUSED)):
-            raise SettingsError(
-                f"SPLINE_MLFLOW_UI_URL={url!r} must be an http:// or https:// address without spaces, "
-                "quotes, `#`, `?` or angle brackets (e.g. http://127.0.0.1:5000)"
-            )
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """The settings of the README's table, from ``env`` (default ``os.environ``); SettingsError if unsafe."""
-        env = os.environ if env is None else env
-        mode = env.get("SPLINE_DEV_MODE", "1").strip()
-        if mode not in ("0", "1"):
-            raise SettingsError(f"SPLINE_DEV_MODE={mode!r} is refused: use 1 (dev, the default) or 0 (prod)")
-        datasets = {"co2": "co2", "tiny": "tiny"}
-        paths: dict[str, str] = {}
-        if env.get("SPLINE_DATA_ETTH1"):
-            datasets["etth1"] = "etth1"
-            paths["etth1"] = env["SPLINE_DATA_ETTH1"]
-        root = Path(env.get("SPLINE_ARTIFACT_ROOT", "artifacts")).expanduser().resolve()
-        return cls(
-            dev_mode=mode == "1",
-            token=env.get("SPLINE_API_TOKEN") or None,
-            cors_origins=_split(env.get("SPLINE_CORS_ORIGINS", DEV_CORS_ORIGINS)),
-            trusted_hosts=_split(env.get("SPLINE_TRUSTED_HOSTS", DEFAULT_TRUSTED_HOSTS)),
-            host=env.get("SPLINE_API_HOST", "127.0.0.1"),
-            port=_int(env, "SPLINE_API_PORT", 8000, 0),
-            artifact_root=root,
-            tracking_uri=env.get("SPLINE_TRACKING_URI")
-            or env.get("MLFLOW_TRACKING_URI")
-            or f"sqlite:///{Path('mlruns').resolve()}/mlflow.db",
-            max_jobs=_int(env, "SPLINE_MAX_JOBS", 1, 1),
-            max_queue=_int(env, "SPLINE_MAX_QUEUE", 4, 0),
-            max_body=_int(env, "SPLINE_MAX_BODY_BYTES", 1_000_000, 1),
-            datasets=datasets,
-            dataset_paths=paths,
-            state_dir=Path(env.get("SPLINE_API_STATE_DIR", str(root.parent / "outputs" / "api"))).resolve(),
-            mlflow_ui_url=env.get("SPLINE_MLFLOW_UI_URL", "").strip().rstrip("/") or None,
-        )
 
 
 API_KEY = APIKeyHeader(name=TOKEN_HEADER, auto_error=False, description="required unless SPLINE_DEV_MODE=1")
