@@ -1,8 +1,9 @@
 // The Run page (#/runs/<run_id>): status and links, metrics beside the baselines, MAE per horizon
-// step as a chart, params and artifacts.
+// step as a chart, the forecast on the test part over the actuals (testforecast.js), params and artifacts.
 import { api } from "./api.js";
 import { STEP_AXES, chart, stepData } from "./charts.js";
 import { $, el, fillTable, fmt, fmtTime, safeHttpUrl, show } from "./dom.js";
+import { renderTestForecast } from "./testforecast.js";
 
 const COLORS = { model: "#1f77b4", naive: "#d62728", seasonal_naive: "#2ca02c" };
 
@@ -55,14 +56,11 @@ function renderRun(run) {
   $("run-title").textContent = `Run ${run.run_id}`;
   renderSummary(run);
   renderMetrics(run);
-  const plot = (run.artifacts || []).some((a) => a.path === "forecast.png");
-  $("forecast-note").textContent = plot
-    ? "This run's artifacts hold the test-part forecast only as the report's plot (forecast.png), not as numbers to chart."
-    : "This run's artifacts hold no test-part forecast.";
   fillTable($("params-table"), Object.entries(run.params || {}).sort(([a], [b]) => a.localeCompare(b)));
   fillTable($("artifacts-table"), (run.artifacts || []).map((a) => [a.path, a.size]));
   show("run-page");
   renderHorizon(run);
+  renderTestForecast(run);
 }
 
 export async function showRun(alive, runId) {
