@@ -1,7 +1,8 @@
 """The GUI in a real browser: uvicorn on 127.0.0.1 (dev and prod), a tiny trained run, headless Chromium.
 
 Runs, Run, Compare (the trained run and one job trained through the New job form), the job pages
-(refusals, a failed and a finished job) and Forecast (pasted and picked CSV, table, download, refusals).
+(refusals, a failed and a finished job), Forecast (pasted and picked CSV, table, download, refusals) and
+Data (a picked CSV kept and offered by the job form, a refusal in the CLI's words).
 
 Needs Playwright (the Python package) and a Chromium binary (``SPLINE_CHROMIUM``, else ``chromium`` on
 the PATH); Playwright's own browser download is not used.
@@ -387,5 +388,58 @@ def test_forecast_from_pasted_csv_with_table_download_and_refusals(browser: Any,
     page.fill("#forecast-csv", 'date,co2\n"1958-03-29",316.1\n')
     page.click("#forecast-submit")
     page.locator("#forecast-error", has_text="quoted cells are not read").wait_for()
+    assert page.evaluate("window.__violations") == [] and _refused_fetches(errors) == []
+    page.close()
+
+
+def test_data_page_keeps_a_csv_the_job_form_offers_and_shows_the_cli_refusal(
+    browser: Any, dev: str, tmp_path: Path
+) -> None:
+    page, errors = _new_page(browser)
+    page.goto(f"{dev}/#/data")
+    page.locator("#data-page").wait_for()
+    source = tmp_path / "CO2 tiny.csv"  # a local file; its name only suggests the data set's
+    source.write_text(_csv_text(), encoding="utf-8")
+    page.set_input_files("#data-file", str(source))
+    page.locator("#data-file-note", has_text="CO2 tiny.csv").wait_for()
+    assert [page.locator(f"#data-{f}").input_value() for f in ("name", "time-column", "target")] == [
+        "co2_tiny",
+        "date",
+        "co2",
+    ]
+    page.click("#data-submit")
+    page.locator("#data-result").wait_for()
+    kept = {d["name"]: d for d in _api(dev, "/datasets")["uploaded"]}["co2_tiny"]
+    assert (kept["rows"], kept["columns"], kept["start"], kept["end"]) == (
+        400,
+        ["date", "co2"],
+        "1958-03-29T00:00:00",
+        "1965-11-20T00:00:00",
+    )
+    summary = page.locator("#data-summary").text_content()
+    assert summary == (
+        f"Kept co2_tiny: 400 rows, columns date, co2; from 1958-03-29 to 1965-11-20 "
+        f"(400 steps of W-SAT, {kept['missing']} of them without a co2 value)."
+    )
+    assert page.locator("#data-table tbody td:first-child").all_text_contents() == ["co2_tiny"]
+    page.click("#data-job-link")
+    page.locator("#job-hidden_size").wait_for()
+    assert page.locator("#job-dataset").input_value() == "co2_tiny"
+    assert page.locator("#job-dataset option").all_text_contents() == _api(dev, "/datasets")["datasets"]
+
+    page.goto(f"{dev}/#/data")
+    page.locator("#data-page").wait_for()
+    bad = _csv_text().replace("1958-04-05", "05/04/1958", 1)
+    page.fill("#data-name", "co2_bad")
+    page.fill("#data-target", "co2")
+    page.fill("#data-csv", bad)
+    page.click("#data-submit")
+    answer = _api(dev, "/datasets", {"name": "co2_bad", "time_column": "date", "target": "co2", "csv": bad})
+    message = str(answer["error"]["message"])
+    assert message.startswith("column `date` line 3: cannot parse timestamp '05/04/1958'")
+    page.locator("#data-error", has_text=message).wait_for()
+    words = f"The server refused the upload: DATA_SCHEMA_ERROR (exit code 28): {message}"
+    assert page.locator("#data-error").text_content() == words and page.locator("#data-result").is_hidden()
+    assert "co2_bad" not in _api(dev, "/datasets")["datasets"]
     assert page.evaluate("window.__violations") == [] and _refused_fetches(errors) == []
     page.close()

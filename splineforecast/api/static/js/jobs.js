@@ -108,10 +108,14 @@ export function setupJobs() {
   $("job-form").addEventListener("submit", onSubmit);
 }
 
-export async function showNewJob(alive) {
+/** The New job form; ``query`` may choose its data set (``dataset=<name>``, as the Data page links it). */
+export async function showNewJob(alive, query) {
   const [fields, listed] = await Promise.all([loadSpecs(), api("/datasets")]);
   if (!alive()) return;
-  renderForm(fields, Array.isArray(listed.datasets) ? listed.datasets.map(String) : []);
+  const datasets = Array.isArray(listed.datasets) ? listed.datasets.map(String) : [];
+  renderForm(fields, datasets);
+  const wanted = new URLSearchParams(query || "").get("dataset");
+  if (wanted && datasets.includes(wanted) && $("job-dataset")) $("job-dataset").value = wanted;
   say($("job-form-error"), "");
   show("job-new-page");
 }

@@ -3,6 +3,7 @@
 // for such sinks, so a slip would fail loudly instead of running).
 import { Unauthorized, api, storeToken } from "./api.js";
 import { showCompare } from "./compare.js";
+import { setupData, showData } from "./data.js";
 import { $, enter, notice, show } from "./dom.js";
 import { setupForecast, showForecast } from "./forecast.js";
 import { setupJobs, showJob, showNewJob } from "./jobs.js";
@@ -13,8 +14,9 @@ import { setupRuns, showRuns } from "./runs.js";
 const ROUTES = [
   [/^\/runs\/(.+)$/, (alive, m) => showRun(alive, decodeURIComponent(m[1]))],
   [/^\/compare$/, (alive, _, query) => showCompare(alive, query)],
-  [/^\/jobs\/new$/, (alive) => showNewJob(alive)],
+  [/^\/jobs\/new$/, (alive, _, query) => showNewJob(alive, query)],
   [/^\/jobs\/(.+)$/, (alive, m) => showJob(alive, decodeURIComponent(m[1]))],
+  [/^\/data$/, (alive) => showData(alive)],
   [/^\/forecast$/, (alive, _, query) => showForecast(alive, query)],
   [/^/, (alive) => showRuns(alive)],
 ];
@@ -70,6 +72,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("login-form").addEventListener("submit", onLogin);
   setupRuns();
   setupJobs();
+  setupData();
   setupForecast();
   window.addEventListener("hashchange", route);
   showVersion();
