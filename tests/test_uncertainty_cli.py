@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import Cli
 
@@ -67,6 +68,7 @@ def test_conformal_quantile_run_prints_interval_scores_and_serves_quantile_colum
     assert unc["levels"] == LEVELS and unc["calibration"] == "conformal"
     assert float(rows["model"][0]) == pytest.approx(unc["scores"]["model"]["coverage_95"], rel=1e-3)
     assert len(unc["per_horizon"]["model"]["msis_95"]) == HORIZON
+    _assert_test_forecast(seeded.artifacts / "metrics" / "uq" / "test_forecast.csv", metrics)
     calibration = json.loads((seeded.artifacts / "model" / "uq" / "calibration.json").read_text())
     assert calibration["run_id"] == "uq" and calibration["method"] == "cqr_relative" and calibration["levels"] == LEVELS
     run_id = next(line.split()[-1] for line in proc.stdout.splitlines() if line.startswith("MLflow run id"))
@@ -86,3 +88,18 @@ def test_conformal_quantile_run_prints_interval_scores_and_serves_quantile_colum
     csv = (seeded.artifacts / "predictions" / "uq" / "forecast.csv").read_text().splitlines()
     assert csv[0].split(",") == ["date", "step", "co2", *COLUMNS]
     assert np.allclose([float(v) for v in csv[1].split(",")[3:]], table[:, 0])
+
+
+def _assert_test_forecast(path: Path, metrics: dict) -> None:
+    """test_forecast.csv holds each test window's 1-step forecast and levels: the numbers metrics.json scored."""
+    table = pd.read_csv(path, float_precision="round_trip")
+    assert list(table.columns) == ["timestamp", "actual", "forecast", *COLUMNS]
+    assert len(table) == metrics["windows"]["test"] and table[COLUMNS].notna().all().all()
+    assert (np.diff(table[COLUMNS].to_numpy(), axis=1) >= 0).all()
+    np.testing.assert_allclose(table["co2_q0.5"], table["forecast"])  # the median is the point forecast
+    seen = table[table["actual"].notna()]
+    step = {k: v[0] for k, v in metrics["uncertainty"]["per_horizon"]["model"].items()}
+    lo, hi, y = seen["co2_q0.05"], seen["co2_q0.95"], seen["actual"]
+    assert (hi - lo).mean() == pytest.approx(step["width_90"], rel=1e-9)
+    assert ((lo <= y) & (y <= hi)).mean() == pytest.approx(step["coverage_90"])
+    assert (seen["forecast"] - y).abs().mean() == pytest.approx(metrics["per_horizon"]["model"]["mae"][0], rel=1e-9)
