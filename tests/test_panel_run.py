@@ -79,6 +79,7 @@ def test_a_panel_trains_scores_each_series_and_forecasts_every_series(cli: Cli) 
     assert metrics["panel"]["mean"]["seasonal_naive"]["smape"] == pytest.approx(
         per_series["seasonal_naive_smape"].mean()
     )
+    tested = _assert_test_forecast(paths, path, metrics["windows"]["test"])
     contract = json.loads(paths.split_contract_json.read_text())
     assert contract["schema_version"] == "splineforecast.panel_split_contract.v1"
     assert [s["id"] for s in contract["series"]] == sorted(SHIFTS)
@@ -86,7 +87,7 @@ def test_a_panel_trains_scores_each_series_and_forecasts_every_series(cli: Cli) 
     assert "MASE per series" in report and paths.mase_png.is_file() and paths.worst_png.is_file()
     client = MlflowClient(cli.tracking_uri)
     (run,) = client.search_runs(client.get_experiment_by_name("splineforecast").experiment_id)
-    assert "per_series.csv" in {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"per_series.csv", "test_forecast.csv"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
     assert run.data.metrics["mean_mase"] == pytest.approx(per_series["mase"].mean())
 
     _ok(cli(f"data.path={path}", "run_id=sites", "stage=predict"))
@@ -108,6 +109,9 @@ def test_a_panel_trains_scores_each_series_and_forecasts_every_series(cli: Cli) 
     assert fresh.stdout.strip().splitlines()[-1] == str({s: 4 for s in sorted(SHIFTS)})
 
     api = TestClient(create_app(settings_for(cli.root)), raise_server_exceptions=False)
+    answer = api.get("/api/v1/runs/sites", headers={"X-API-Token": TOKEN}).json()["test_forecast"]
+    assert answer["series_column"] == "site" and answer["columns"] == list(tested.columns)
+    assert [r[:2] for r in answer["rows"]] == tested[["site", "timestamp"]].to_numpy().tolist()
     recent = history.groupby("site").tail(30)
     body = {"columns": list(recent.columns), "data": recent.to_numpy().tolist()}
     served = api.post("/api/v1/runs/sites/forecast", json=body, headers={"X-API-Token": TOKEN})
@@ -124,6 +128,20 @@ def test_a_panel_trains_scores_each_series_and_forecasts_every_series(cli: Cli) 
         "series 'east': not one of the 3 trained series"
         in json.loads(refused.stderr.strip().splitlines()[-1])["error"]["message"]
     )
+
+
+def _assert_test_forecast(paths: RunPaths, source: Path, n_windows: int) -> pd.DataFrame:
+    """The panel's test_forecast.csv: the series column first, each series' windows, its own raw truth."""
+    tested = pd.read_csv(paths.test_forecast_csv, dtype={"site": str, "timestamp": str})
+    assert list(tested.columns) == ["site", "timestamp", "actual", "forecast"]
+    assert tested.groupby("site").size().to_dict() == {s: n_windows // len(SHIFTS) for s in SHIFTS}
+    raw = pd.read_csv(source, dtype={"site": str}, parse_dates=["date"])
+    both = tested.assign(date=pd.to_datetime(tested["timestamp"])).merge(raw, on=["site", "date"], validate="1:1")
+    assert len(both) == len(tested)
+    np.testing.assert_array_equal(both["actual"], both["co2"])  # the series' own observations (gaps: empty)
+    level = tested.groupby("site")["forecast"].mean()
+    assert level["south"] - level["north"] == pytest.approx(100.0, abs=5.0)  # each in its own units
+    return tested
 
 
 def _epoch(path: Path) -> int:
