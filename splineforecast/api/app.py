@@ -4,7 +4,8 @@
 every endpoint but health (the docs and the OpenAPI document included) sits on one router whose
 dependency is the token rule (``POST /datasets`` with its own body bound, ``Settings.upload_body``).
 The endpoints call the package's own APIs: the CLI (training jobs), its table checks (uploaded data
-sets, :mod:`splineforecast.api.datasets`), the tracking store and ``serving`` (forecasts). The GUI's files are served by :class:`~splineforecast.api.gui.GuiPages`.
+sets, :mod:`splineforecast.api.datasets`), the tracking store and ``serving`` (forecasts). The GUI's
+files are served by :class:`~splineforecast.api.gui.GuiPages`.
 """
 
 import json
