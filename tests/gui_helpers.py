@@ -1,0 +1,131 @@
+"""Shared by the GUI's browser tests: a real API server, a tiny trained run with planted markup, a page in
+headless Chromium that records console errors and CSP violations."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import Cli, find_free_port
+from playwright import sync_api
+
+TOKEN = "gui-test-token-0123456789"
+RUN_ID = "gui-run"
+XSS = '<img src=x onerror="window.__xss=1">'
+WATCH = """
+window.__violations = [];
+document.addEventListener("securitypolicyviolation", (e) => window.__violations.push(e.violatedDirective));
+"""
+
+
+@contextmanager
+def serve(root: Path, cli: Cli, **env: str) -> Iterator[str]:
+    """``python -m splineforecast.api`` on a free loopback port over ``cli``'s store; yields its base URL."""
+    port = find_free_port()
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("SPLINE_", "MLFLOW_"))}
+    full.update(SPLINE_ARTIFACT_ROOT=str(cli.artifacts), SPLINE_TRACKING_URI=cli.tracking_uri, **env)
+    log_path = root / f"server-{port}.log"
+    with log_path.open("w") as log:
+        argv = [sys.executable, "-m", "splineforecast.api", "--host", "127.0.0.1", "--port", str(port)]
+        proc = subprocess.Popen(argv, cwd=root, env=full, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            while True:
+                assert proc.poll() is None, log_path.read_text()
+                try:
+                    if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            yield base
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+
+
+def plant_untrusted_text(cli: Cli) -> None:
+    """What anyone with access to the store could write: markup in a param and in another run's run_id tag."""
+    from splineforecast.tracking import RUN_ID_TAG, MlflowClient
+
+    client = MlflowClient(tracking_uri=cli.tracking_uri)
+    experiment = client.get_experiment_by_name("splineforecast")
+    trained = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{RUN_ID_TAG}` = '{RUN_ID}'")
+    client.log_param(trained[0].info.run_id, "note", XSS)
+    planted = client.create_run(experiment.experiment_id, tags={RUN_ID_TAG: XSS})
+    client.log_param(planted.info.run_id, "model.name", XSS)
+    client.set_terminated(planted.info.run_id, "FAILED")
+
+
+def api(base: str, path: str, body: Any = None) -> Any:
+    """What the API itself answers (the reference the page must show)."""
+    url = f"{base}/api/v1{path}"
+    response = httpx.get(url, timeout=60) if body is None else httpx.post(url, json=body, timeout=60)
+    return response.json()
+
+
+def new_page(browser: Any) -> tuple[Any, list[str]]:
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.set_default_timeout(10_000)  # the page answers in well under a second here
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.add_init_script(WATCH)
+    return page, errors
+
+
+def rows(page: Any) -> list[str]:
+    return [str(t) for t in page.locator("#runs-table tbody tr td:first-child").all_text_contents()]
+
+
+def assert_inert(page: Any, errors: list[str]) -> None:
+    assert page.evaluate("window.__xss") is None
+    assert page.locator("main img").count() == 0
+    assert page.evaluate("window.__violations") == [] and errors == []
+
+
+def refused_fetches(errors: list[str]) -> list[str]:
+    """The page's errors but the browser's own line for each refused fetch (the refusal is the test's subject)."""
+    return [e for e in errors if "the server responded with a status of 422" not in e]
+
+
+def train_tiny_run(tmp_path_factory: pytest.TempPathFactory, migrated_store: Path) -> tuple[Path, Cli, float]:
+    """A tiny trained run plus the planted markup: ``(root, cli, the run's MAE)``."""
+    root = tmp_path_factory.mktemp("gui")
+    cli = Cli(root)
+    cli.seed_store(migrated_store)
+    done = cli("data=tiny", "trainer=smoke", "model.hidden_size=8", "model.num_layers=1", f"run_id={RUN_ID}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    plant_untrusted_text(cli)
+    from splineforecast.artifacts import RunPaths
+
+    mae = RunPaths(cli.artifacts, RUN_ID).read_eval().to_json()["metrics"]["mae"]
+    return root, cli, float(mae)
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """Headless Chromium (``SPLINE_CHROMIUM``, else ``chromium`` on the PATH) through Playwright."""
+    executable = os.environ.get("SPLINE_CHROMIUM") or shutil.which("chromium")
+    if executable is None:
+        pytest.fail("no chromium binary: apt-get install chromium, or set SPLINE_CHROMIUM to one")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable)
+        yield launched
+        launched.close()
+
+
+@contextmanager
+def dev_server(trained: tuple[Path, Cli, float]) -> Iterator[str]:
+    """A dev-mode server over the trained run; yields its base URL."""
+    root, cli, _ = trained
+    with serve(root, cli, SPLINE_DEV_MODE="1", SPLINE_MLFLOW_UI_URL="http://127.0.0.1:5000") as base:
+        yield base
