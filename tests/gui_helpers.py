@@ -1,5 +1,6 @@
 """Shared by the GUI's browser tests: a real API server, a tiny trained run with planted markup, a page in
-headless Chromium that records console errors and CSP violations."""
+headless Chromium that records console errors and CSP violations, and ``look``: a full-page screenshot of each
+page a test visits plus an axe-core accessibility check of it."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ from playwright import sync_api
 TOKEN = "gui-test-token-0123456789"
 RUN_ID = "gui-run"
 XSS = '<img src=x onerror="window.__xss=1">'
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+AXE = Path(__file__).parent / "fixtures" / "axe" / "axe.min.js"  # test-only, scripts/vendor_axe.sh
+BLOCKING = ("serious", "critical")
 WATCH = """
 window.__violations = [];
 document.addEventListener("securitypolicyviolation", (e) => window.__violations.push(e.violatedDirective));
@@ -129,3 +133,47 @@ def dev_server(trained: tuple[Path, Cli, float]) -> Iterator[str]:
     root, cli, _ = trained
     with serve(root, cli, SPLINE_DEV_MODE="1", SPLINE_MLFLOW_UI_URL="http://127.0.0.1:5000") as base:
         yield base
+
+
+def screenshot(page: Any, out: Path, name: str) -> Path:
+    """A full-page PNG of what ``page`` shows now, as ``out/<name>.png``."""
+    path = out / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE and len(data) > 1000, f"{path} is not a PNG"
+    print(f"screenshot {path}")
+    return path
+
+
+def axe_violations(page: Any) -> list[dict[str, Any]]:
+    """axe-core's violations in what ``page`` shows now.
+
+    The product's CSP (script-src 'self', Trusted Types) forbids the inline script that add_script_tag
+    injects, and axe must not trip the page's own CSP watch. So the page's DOM as it stands is copied into
+    a separate context made with ``bypass_csp=True`` (the check's only; the product's pages keep their CSP),
+    on the same origin so the product's stylesheets apply, its scripts blocked so nothing re-renders."""
+    html = page.content()
+    context = page.context.browser.new_context(bypass_csp=True, viewport=page.viewport_size)
+    try:
+        context.route("**/*.js", lambda route: route.abort())
+        copy = context.new_page()
+        copy.goto(page.url.split("#")[0])
+        copy.set_content(html)
+        sheets = "document.styleSheets.length"
+        assert copy.evaluate(sheets) == page.evaluate(sheets) == 2  # uPlot's and the product's stylesheet
+        copy.add_script_tag(path=str(AXE))
+        result = copy.evaluate("axe.run(document, {resultTypes: ['violations']})")
+        print(f"axe {page.url}: {len(result['passes'])} rules passed, {len(result['incomplete'])} incomplete")
+    finally:
+        context.close()
+    return list(result["violations"])
+
+
+def look(page: Any, out: Path, name: str) -> None:
+    """Screenshot of the page and its accessibility check: nothing serious or critical (the rest printed)."""
+    screenshot(page, out, name)
+    found = axe_violations(page)
+    for v in found:
+        print(f"axe {name}: {v['impact']} {v['id']}: {v['help']} ({len(v['nodes'])} nodes)")
+    blocking = [(v["id"], [n["target"] for n in v["nodes"]]) for v in found if v["impact"] in BLOCKING]
+    assert blocking == [], f"{name}: {blocking}"

@@ -23,9 +23,11 @@ from gui_helpers import (
     assert_inert,
     chromium,
     dev_server,
+    look,
     new_page,
     refused_fetches,
     rows,
+    screenshot,
     serve,
     train_tiny_run,
 )
@@ -52,7 +54,7 @@ def dev(trained: tuple[Path, Cli, float]) -> Iterator[str]:
 
 
 def test_runs_table_run_page_and_untrusted_text_in_dev(
-    browser: Any, trained: tuple[Path, Cli, float], dev: str
+    browser: Any, trained: tuple[Path, Cli, float], dev: str, tmp_path: Path
 ) -> None:
     mae = trained[2]
     runs = {r["run_id"]: r["status"] for r in api(dev, "/runs?limit=1000")["runs"]}
@@ -68,6 +70,7 @@ def test_runs_table_run_page_and_untrusted_text_in_dev(
     link = row.locator("a", has_text="open").get_attribute("href")
     assert link is not None and link.startswith("http://127.0.0.1:5000/#/runs/")
     assert sorted(rows(page)) == sorted(runs)  # the planted run_id shows as text
+    look(page, tmp_path, "runs")
     assert_inert(page, errors)
 
     page.click("#runs-table th[data-key=run_id] button")
@@ -90,12 +93,13 @@ def test_runs_table_run_page_and_untrusted_text_in_dev(
     assert mae_row[0] == "mae" and float(mae_row[1]) == pytest.approx(mae, rel=1e-3) and len(mae_row) == 4
     forecast = page.locator("#run-summary a", has_text="Forecast with this run").get_attribute("href")
     assert forecast == f"#/forecast?run={RUN_ID}"
+    look(page, tmp_path, "run")
     assert_inert(page, errors)
     page.close()
 
 
 def test_prod_asks_for_the_token_and_keeps_it_in_session_storage(
-    browser: Any, trained: tuple[Path, Cli, float]
+    browser: Any, trained: tuple[Path, Cli, float], tmp_path: Path
 ) -> None:
     root, cli, _ = trained
     with serve(root, cli, SPLINE_DEV_MODE="0", SPLINE_API_TOKEN=TOKEN, SPLINE_TRUSTED_HOSTS="127.0.0.1") as base:
@@ -105,6 +109,7 @@ def test_prod_asks_for_the_token_and_keeps_it_in_session_storage(
         page.goto(f"{base}/")
         page.locator("#login").wait_for()
         assert "needs an API token" in page.locator("#login-message").text_content()
+        look(page, tmp_path, "token-prompt")
 
         page.fill("#token", "wrong-token")
         page.click("#login button[type=submit]")
@@ -145,13 +150,14 @@ def _job_id(page: Any) -> str:
     return str(page.evaluate("location.hash").removeprefix("#/jobs/"))
 
 
-def _check_form_refusals(page: Any, base: str, posts: list[str]) -> None:
+def _check_form_refusals(page: Any, base: str, posts: list[str], out: Path) -> None:
     """Out of the form's bounds: refused here, nothing sent; a data set the server no longer offers: its refusal."""
     _submit_job(page, base, hidden_size="0")
     assert page.locator("#job-hidden_size-hint").text_content() == "whole number, 1 to 512; default 32"
     assert page.locator("#job-dataset option").all_text_contents() == api(base, "/datasets")["datasets"]
     page.locator("#job-form-error", has_text="Hidden Size must be from 1 to 512, got 0").wait_for()
     assert posts == [] and page.locator("#job-hidden_size").get_attribute("aria-invalid") == "true"
+    look(page, out, "new-job")
 
     page.fill("#job-hidden_size", "4")
     page.evaluate("document.getElementById('job-dataset').append(new Option('gone', 'gone'))")
@@ -163,7 +169,7 @@ def _check_form_refusals(page: Any, base: str, posts: list[str]) -> None:
     assert page.locator("#job-form-error").text_content() == expected and len(posts) == 1
 
 
-def _check_failed_job(page: Any, base: str) -> None:
+def _check_failed_job(page: Any, base: str, out: Path) -> None:
     """Within the bounds but more than the data holds: the job fails, its SPEC error shown field by field."""
     _submit_job(page, base, dataset="tiny", lookback="2000", horizon="500")  # the same form, its data set fixed
     failed = _job_id(page)
@@ -175,9 +181,10 @@ def _check_failed_job(page: Any, base: str) -> None:
     assert shown["code"] == "INSUFFICIENT_DATA_ERROR" and "lookback 2000" in shown["message"]
     words = page.locator("#job-error-words").text_content()
     assert words == f"The training run failed with exit code 26 (INSUFFICIENT_DATA_ERROR): {shown['message']}"
+    look(page, out, "job-failed")
 
 
-def _finish_job(page: Any, base: str, polls: list[float]) -> str:
+def _finish_job(page: Any, base: str, polls: list[float], out: Path) -> str:
     """A tiny job through the form, polled to its end; its link opens its run. Returns its run_id."""
     _submit_job(page, base, hidden_size="4", epochs="1")
     job = _job_id(page)
@@ -190,13 +197,14 @@ def _finish_job(page: Any, base: str, polls: list[float]) -> str:
     time.sleep(2.5)
     gaps = [b - a for a, b in zip(seen, seen[1:], strict=False)]
     assert len(polls[first:]) == len(seen) and gaps and min(gaps) > 1.5  # about every 2 s, and none after the end
+    look(page, out, "job-finished")
     page.click("#job-run-link")
     page.locator("#horizon-chart .uplot canvas").wait_for()
     assert page.locator("#run-title").text_content() == f"Run {job}"
     return job
 
 
-def _check_compare(page: Any, base: str, job: str) -> None:
+def _check_compare(page: Any, base: str, job: str, out: Path) -> None:
     page.goto(f"{base}/#/runs")
     for run_id in (RUN_ID, job):
         page.locator("#runs-table tbody tr", has=page.locator("a", has_text=run_id)).locator("input").check()
@@ -211,19 +219,62 @@ def _check_compare(page: Any, base: str, job: str) -> None:
     assert legend == ["step", RUN_ID, job]
     mae = page.locator("#compare-metrics tbody tr").first.locator("td").all_text_contents()
     assert mae[0] == "mae" and len(mae) == 1 + 2 * 3  # each run: the model, naive, seasonal naive
+    look(page, out, "compare")
     page.goto(f"{base}/#/compare?runs={RUN_ID},{RUN_ID}")  # one run, twice
     page.locator("#notice", has_text="Compare takes 2 to 4 different runs; this link names 1.").wait_for()
     assert page.locator("#compare-page").is_hidden()
 
 
-def test_job_form_refusals_a_failed_and_a_finished_job_then_compare(browser: Any, dev: str) -> None:
+def test_job_form_refusals_a_failed_and_a_finished_job_then_compare(browser: Any, dev: str, tmp_path: Path) -> None:
     page, errors = new_page(browser)
     posts: list[str] = []
     polls: list[float] = []
     page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
     page.on("request", lambda r: polls.append(time.monotonic()) if "/api/v1/jobs/api-" in r.url else None)
-    _check_form_refusals(page, dev, posts)
-    _check_failed_job(page, dev)
-    _check_compare(page, dev, _finish_job(page, dev, polls))
+    _check_form_refusals(page, dev, posts, tmp_path)
+    _check_failed_job(page, dev, tmp_path)
+    _check_compare(page, dev, _finish_job(page, dev, polls, tmp_path), tmp_path)
     assert page.evaluate("window.__violations") == [] and refused_fetches(errors) == []
     page.close()
+
+
+def _plant_runs(cli: Cli, count: int) -> list[str]:
+    """``count`` finished runs straight into the store (no training): what the Runs page lists."""
+    from splineforecast.tracking import RUN_ID_TAG, MlflowClient
+
+    client = MlflowClient(tracking_uri=cli.tracking_uri)
+    experiment_id = client.create_experiment("splineforecast")
+    run_ids = [f"bulk-{i:03d}" for i in range(count)]
+    for run_id in run_ids:
+        client.create_run(experiment_id, tags={RUN_ID_TAG: run_id})
+    return run_ids
+
+
+def test_runs_page_with_200_runs_becomes_interactive(
+    browser: Any, tmp_path_factory: pytest.TempPathFactory, migrated_store: Path, tmp_path: Path
+) -> None:
+    root = tmp_path_factory.mktemp("gui-200")
+    cli = Cli(root)
+    cli.seed_store(migrated_store)
+    began = time.monotonic()
+    planted = _plant_runs(cli, 200)
+    print(f"planted 200 runs in {time.monotonic() - began:.1f} s")
+    with serve(root, cli, SPLINE_DEV_MODE="1") as base:
+        began = time.monotonic()
+        assert len(api(base, "/runs?limit=1000")["runs"]) == 200
+        print(f"GET /api/v1/runs?limit=1000 with 200 runs: {time.monotonic() - began:.2f} s")
+        page, errors = new_page(browser)
+        start = time.monotonic()
+        page.goto(f"{base}/#/runs")
+        page.locator("#runs-table tbody tr:nth-child(200)").wait_for()
+        listed = time.monotonic() - start
+        page.fill("#search", "bulk-19")
+        page.locator("#runs-table tbody tr:nth-child(11)").wait_for(state="detached")
+        interactive = time.monotonic() - start
+        print(f"Runs page, 200 runs on loopback: listed in {listed:.2f} s, search answered at {interactive:.2f} s")
+        assert sorted(rows(page)) == planted[190:]
+        page.fill("#search", "")
+        assert sorted(rows(page)) == planted  # every run, none twice
+        screenshot(page, tmp_path, "runs-200")  # the Runs page's accessibility check is the first test's
+        assert page.evaluate("window.__violations") == [] and errors == []
+        page.close()

@@ -17,6 +17,7 @@ from gui_helpers import (
     api,
     chromium,
     dev_server,
+    look,
     new_page,
     refused_fetches,
     train_tiny_run,
@@ -98,6 +99,7 @@ def test_forecast_from_pasted_csv_with_table_download_and_refusals(browser: Any,
     page.click("#forecast-submit")
     page.locator("#forecast-chart .uplot canvas").wait_for()
     _check_forecast_shown(page, dev, text)
+    look(page, tmp_path, "forecast")
 
     short = tmp_path / "short.csv"  # a local file, read by the page: too short for the lookback
     short.write_text("\n".join(text.splitlines()[:6]) + "\n", encoding="utf-8")
@@ -112,6 +114,7 @@ def test_forecast_from_pasted_csv_with_table_download_and_refusals(browser: Any,
     page.fill("#forecast-csv", 'date,co2\n"1958-03-29",316.1\n')
     page.click("#forecast-submit")
     page.locator("#forecast-error", has_text="quoted cells are not read").wait_for()
+    look(page, tmp_path, "forecast-refused")
     assert page.evaluate("window.__violations") == [] and refused_fetches(errors) == []
     page.close()
 
@@ -146,6 +149,7 @@ def test_data_page_keeps_a_csv_the_job_form_offers_and_shows_the_cli_refusal(
         f"(400 steps of W-SAT, {kept['missing']} of them without a co2 value)."
     )
     assert page.locator("#data-table tbody td:first-child").all_text_contents() == ["co2_tiny"]
+    look(page, tmp_path, "data")
     page.click("#data-job-link")
     page.locator("#job-hidden_size").wait_for()
     assert page.locator("#job-dataset").input_value() == "co2_tiny"
@@ -164,6 +168,7 @@ def test_data_page_keeps_a_csv_the_job_form_offers_and_shows_the_cli_refusal(
     page.locator("#data-error", has_text=message).wait_for()
     words = f"The server refused the upload: DATA_SCHEMA_ERROR (exit code 28): {message}"
     assert page.locator("#data-error").text_content() == words and page.locator("#data-result").is_hidden()
+    look(page, tmp_path, "data-refused")
     assert "co2_bad" not in api(dev, "/datasets")["datasets"]
     assert page.evaluate("window.__violations") == [] and refused_fetches(errors) == []
     page.close()
