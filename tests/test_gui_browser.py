@@ -208,6 +208,7 @@ def _check_compare(page: Any, base: str, job: str, out: Path) -> None:
     page.goto(f"{base}/#/runs")
     for run_id in (RUN_ID, job):
         page.locator("#runs-table tbody tr", has=page.locator("a", has_text=run_id)).locator("input").check()
+    assert page.get_by_role("checkbox", name=f"compare {job}", exact=True).is_checked()
     page.click("#compare-button")
     page.locator("#compare-chart .uplot canvas").wait_for()
     assert page.url == f"{base}/#/compare?runs={RUN_ID},{job}"

@@ -50,7 +50,7 @@ function metricCell(value, baseline) {
 }
 
 function pickCell(runId) {
-  const box = el("input", null, { type: "checkbox", "aria-label": "compare" });
+  const box = el("input", null, { type: "checkbox", "aria-label": `compare ${runId}` });
   box.value = runId;
   box.checked = state.selected.has(runId);
   box.disabled = !runId;
