@@ -181,7 +181,8 @@ def recent_offsets(
         return None
     starts = np.arange(max(0, last_start - window + 1), last_start + 1)
     inputs = np.stack([scaled.values[j : j + lookback] for j in starts])
-    starts, inputs = starts[~np.isnan(inputs).any(axis=(1, 2))], inputs[~np.isnan(inputs).any(axis=(1, 2))]
+    filled = ~np.isnan(inputs).any(axis=(1, 2))  # a window whose input still holds a gap is not scored
+    starts, inputs = starts[filled], inputs[filled]
     if not len(starts):
         return None
     rows = starts[:, None] + lookback + np.arange(horizon)[None, :]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 
 with warnings.catch_warnings():
@@ -23,6 +26,22 @@ SECURITY_HEADERS = {
     "referrer-policy": "no-referrer",
     "cache-control": "no-store",
 }
+
+
+def wait_healthy(base: str, died: Callable[[], str | None], timeout: float = 30.0) -> None:
+    """Poll ``base``'s health endpoint until it answers 200; ``died()`` names why the server is gone (its log)
+    or is None while it runs. Fails when it died or did not answer within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        why = died()
+        assert why is None, why
+        assert time.monotonic() < deadline, f"{base} did not answer /api/v1/health within {timeout} s"
+        time.sleep(0.1)
 
 
 class FakeStore:

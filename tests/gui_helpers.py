@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from api_helpers import wait_healthy
 from conftest import Cli, find_free_port
 from playwright import sync_api
 
@@ -43,13 +43,7 @@ def serve(root: Path, cli: Cli, **env: str) -> Iterator[str]:
         proc = subprocess.Popen(argv, cwd=root, env=full, stdout=log, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         try:
-            while True:
-                assert proc.poll() is None, log_path.read_text()
-                try:
-                    if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
+            wait_healthy(base, lambda: None if proc.poll() is None else log_path.read_text())
             yield base
         finally:
             proc.terminate()

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
+from api_helpers import wait_healthy
 from conftest import Cli, find_free_port
 
 pytestmark = pytest.mark.slow
@@ -46,14 +47,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, migrated_store: Path) -> It
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base}/api/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, (root / "server.log").read_text()
-            time.sleep(0.1)
+        wait_healthy(base, lambda: None if proc.poll() is None else (root / "server.log").read_text())
         yield base, root
     finally:
         proc.terminate()

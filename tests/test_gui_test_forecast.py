@@ -7,19 +7,15 @@ the PATH). No run is trained: the store answers what ``GET /api/v1/runs/{run_id}
 
 from __future__ import annotations
 
-import os
-import shutil
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 import uvicorn
-from api_helpers import FakeStore, settings_for
+from api_helpers import FakeStore, settings_for, wait_healthy
 from conftest import find_free_port
-from playwright import sync_api
+from gui_helpers import chromium, new_page
 
 from splineforecast.api import create_app
 
@@ -66,13 +62,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.05)
+    wait_healthy(url, lambda: None if thread.is_alive() else "the uvicorn thread ended", timeout=20)
     yield url
     server.should_exit = True
     thread.join(timeout=10)
@@ -80,20 +70,8 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def page(base: str) -> Iterator[tuple[Any, list[str]]]:
-    executable = os.environ.get("SPLINE_CHROMIUM") or shutil.which("chromium")
-    if executable is None:
-        pytest.fail("no chromium binary: apt-get install chromium, or set SPLINE_CHROMIUM to one")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable)
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        page.set_default_timeout(10_000)
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        watch = "document.addEventListener('securitypolicyviolation', (e) => window.__violations.push(e.type));"
-        page.add_init_script("window.__violations = [];" + watch)
-        yield page, errors
-        browser.close()
+    with chromium() as browser:
+        yield new_page(browser)
 
 
 def _values_at_the_middle(tab: Any) -> list[str]:
