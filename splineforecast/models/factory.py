@@ -29,6 +29,8 @@ def _recurrent(cell: str) -> Callable[[dict[str, Any], DataSpec], nn.Module]:
             series_embedding=cfg.get("series_embedding", 0),  # absent in checkpoints of 0.1.0
             season_length=spec.season_length if cfg.get("skip_init", "random") == "seasonal" else 0,
             quantiles=tuple(cfg.get("quantiles") or ()),  # absent in checkpoints before quantiles
+            segment=cfg.get("segment", 1),  # absent in checkpoints before segments: point-wise
+            decoder=cfg.get("decoder", "direct"),
         )
 
     return build

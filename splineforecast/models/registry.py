@@ -1,5 +1,5 @@
-"""The names ``model.name``, ``model.norm``, ``model.loss``, ``model.skip_init`` and ``model.calibration`` accept,
-and the rules of ``model.quantiles``: the one list of each.
+"""The names ``model.name``, ``model.norm``, ``model.loss``, ``model.skip_init``, ``model.decoder`` and
+``model.calibration`` accept, and the rules of ``model.quantiles`` and ``model.segment``: the one list of each.
 
 Torch-free, so the startup checks, the config schema and the API read them without importing PyTorch.
 """
@@ -16,6 +16,9 @@ LOSSES = ("mse", "mae")  # the training loss over observed target points, in sca
 SKIP_INITS = ("random", "seasonal")
 # how intervals are adjusted on the val part (splineforecast/uncertainty.py): not at all, or conformally
 CALIBRATIONS = ("none", "conformal")
+# how the horizon is decoded (models/networks.py): the last state -> every step at once, or one recurrent step
+# per horizon segment from the encoder's state (SegRNN's parallel multi-step decoding)
+DECODERS = ("direct", "parallel")
 MEDIAN = 0.5  # the quantile level that is the point forecast: model.quantiles must hold it
 # the levels of split-conformal intervals around the point forecast (model.calibration=conformal, model.quantiles=[])
 CONFORMAL_LEVELS = (0.025, 0.05, 0.1, 0.5, 0.9, 0.95, 0.975)
@@ -58,3 +61,20 @@ def check_quantiles(quantiles: list[float] | tuple[float, ...], calibration: str
                 f"`model.quantiles` ({levels}): {why}; give increasing levels in (0, 1) holding {MEDIAN}, "
                 "e.g. [0.05,0.5,0.95]",
             )
+
+
+def check_segment(segment: int, decoder: str, lookback: int) -> None:
+    """Refuse ``model.segment`` below 1 or above the lookback, and an unknown ``model.decoder`` (CONFIG_ERROR),
+    naming the key, the value and the bound."""
+    if decoder not in DECODERS:
+        raise ContractError(ErrorCode.CONFIG_ERROR, f"`model.decoder` ({decoder}) must be one of {list(DECODERS)}")
+    if segment < 1:
+        raise ContractError(
+            ErrorCode.CONFIG_ERROR, f"`model.segment` ({segment}) must be >= 1 (1 = one recurrent step per time step)"
+        )
+    if segment > lookback:
+        raise ContractError(
+            ErrorCode.CONFIG_ERROR,
+            f"`model.segment` ({segment}) must be <= `data.lookback` ({lookback}): a segment cannot be longer than "
+            "the lookback it is cut from",
+        )
