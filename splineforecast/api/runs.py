@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import csv
 import itertools
+import logging
 import math
+import threading
 from pathlib import Path
 from typing import Any
 
 from splineforecast.artifacts import RunPaths, check_run_id
+from splineforecast.config import sqlite_path
 
 _MAX_ARTIFACTS = 500
 MAX_TEST_ROWS = 20_000  # of test_forecast.csv in a run's answer: its first rows (a big panel: its first series)
 _TEXT_COLUMN = "timestamp"  # test_forecast.csv: the time; a panel's series column comes before it
+_LISTED_PARAMS = {"model.name": "model", "data.name": "dataset"}  # the params a run's summary names
+_log = logging.getLogger(__name__)
 
 
 def under_root(root: Path, path: Path) -> Path:
@@ -32,15 +37,16 @@ class RunStore:
 
     def __init__(self, tracking_uri: str, experiment: str, artifact_root: Path) -> None:
         self.uri, self.experiment, self.root = tracking_uri, experiment, artifact_root
+        self._opening = threading.Lock()  # one thread opens the store (seconds, the first time); the rest wait
 
-    def _client(self) -> Any:
-        from splineforecast import tracking  # mlflow loads on first use, not at server start
+    def _open(self) -> tuple[Any, str | None]:
+        """A client of the store and the experiment's id (None before its first run)."""
+        with self._opening:
+            from splineforecast import tracking  # mlflow loads on first use (or in warm), not at import
 
-        return tracking.MlflowClient(tracking_uri=self.uri)
-
-    def _experiment_id(self, client: Any) -> str | None:
-        found = client.get_experiment_by_name(self.experiment)
-        return None if found is None else str(found.experiment_id)
+            client = tracking.MlflowClient(tracking_uri=self.uri)
+            found = client.get_experiment_by_name(self.experiment)
+        return client, None if found is None else str(found.experiment_id)
 
     @staticmethod
     def _summary(run: Any) -> dict[str, Any]:
@@ -58,22 +64,40 @@ class RunStore:
         }
 
     def list_runs(self, limit: int = 100) -> list[dict[str, Any]]:
-        from splineforecast.tracking import RUN_ID_TAG
-
-        client = self._client()
-        experiment_id = self._experiment_id(client)
+        """The ``limit`` newest runs that carry a run_id, as summaries (status, times, metrics, model, data set)."""
+        client, experiment_id = self._open()
         if experiment_id is None:
             return []
+        sql_store = _sql_store(client)
+        if sql_store is not None:
+            return _sql_summaries(sql_store, int(experiment_id), limit)
+        from splineforecast.tracking import RUN_ID_TAG
+
         runs = client.search_runs([experiment_id], max_results=limit, order_by=["attributes.start_time DESC"])
         return [self._summary(r) for r in runs if RUN_ID_TAG in r.data.tags]
+
+    def warm(self) -> None:
+        """Loads MLflow and opens the store (a first listing), so that the first request does not wait for them.
+
+        A sqlite store not made yet is left to the first run to make. A store that cannot be read now is only
+        logged: each request reports its own error.
+        """
+        db = sqlite_path(self.uri)
+        try:
+            if db is not None and not db.is_file():
+                from splineforecast import tracking  # noqa: F401 - loads mlflow
+
+                return
+            self.list_runs(1)
+        except Exception:  # noqa: BLE001 - the warm-up must never stop the server
+            _log.warning("could not open the tracking store %s ahead of the first request", self.uri, exc_info=True)
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         """A run's params, metrics, artifact list and report; None when no run has that run_id."""
         from splineforecast.tracking import RUN_ID_TAG
 
         check_run_id(run_id)  # a safe name holds no quote, so it cannot change the filter below
-        client = self._client()
-        experiment_id = self._experiment_id(client)
+        client, experiment_id = self._open()
         if experiment_id is None:
             return None
         found = client.search_runs([experiment_id], filter_string=f"tags.`{RUN_ID_TAG}` = '{run_id}'", max_results=1)
@@ -140,6 +164,61 @@ class RunStore:
             under_root(self.root, paths.best_ckpt).is_file()
             and under_root(self.root, paths.preprocessor_json).is_file()
         )
+
+
+def warm_in_background(store: Any) -> threading.Thread | None:
+    """Starts ``store.warm()`` in a daemon thread (a store without ``warm`` is left alone); returns the thread."""
+    warm = getattr(store, "warm", None)
+    if warm is None:
+        return None
+    thread = threading.Thread(target=warm, name="runs-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+def _sql_store(client: Any) -> Any:
+    """The client's SQLAlchemy tracking store (sqlite, PostgreSQL, MySQL), or None for any other kind."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    store = getattr(getattr(client, "_tracking_client", None), "store", None)
+    return store if isinstance(store, SqlAlchemyStore) else None
+
+
+def _sql_summaries(sql_store: Any, experiment_id: int, limit: int) -> list[dict[str, Any]]:
+    """What :meth:`RunStore._summary` says of the ``limit`` newest active runs with a run_id tag, read as columns.
+
+    ``search_runs`` builds an ORM object for every param, metric and tag of every run (seconds for a few hundred
+    runs); this reads only the columns a summary shows, in three queries, in MLflow's order (newest first)."""
+    from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlParam, SqlRun, SqlTag
+    from sqlalchemy import select
+
+    from splineforecast.tracking import RUN_ID_TAG
+
+    tagged: Any = (SqlTag.run_uuid == SqlRun.run_uuid) & (SqlTag.key == RUN_ID_TAG)
+    newest: Any = (
+        select(SqlRun.run_uuid, SqlRun.status, SqlRun.start_time, SqlRun.end_time, SqlTag.value)
+        .join(SqlTag, tagged)
+        .where(SqlRun.experiment_id == experiment_id, SqlRun.lifecycle_stage == "active")
+        .order_by(SqlRun.start_time.desc(), SqlRun.run_uuid)
+        .limit(limit)
+    )
+    metric_columns = (SqlLatestMetric.run_uuid, SqlLatestMetric.key, SqlLatestMetric.value, SqlLatestMetric.is_nan)
+    with sql_store.ManagedSessionMaker() as session:
+        runs = session.execute(newest).all()
+        listed = [run[0] for run in runs]  # by id: a run made meanwhile (the newest) cannot slip in
+        metrics = session.execute(select(*metric_columns).where(SqlLatestMetric.run_uuid.in_(listed))).all()
+        named = SqlParam.run_uuid.in_(listed) & SqlParam.key.in_(list(_LISTED_PARAMS))
+        params = session.execute(select(SqlParam.run_uuid, SqlParam.key, SqlParam.value).where(named)).all()
+    summaries = {
+        uuid: {"run_id": run_id, "mlflow_run_id": uuid, "status": status, "start_time": start, "end_time": end}
+        | {"metrics": {}, "model": None, "dataset": None}
+        for uuid, status, start, end, run_id in runs
+    }
+    for uuid, key, value, is_nan in metrics:
+        summaries[uuid]["metrics"][key] = math.nan if is_nan else value
+    for uuid, key, value in params:
+        summaries[uuid][_LISTED_PARAMS[key]] = value
+    return list(summaries.values())
 
 
 def _number(cell: str) -> float | None:
