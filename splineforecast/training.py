@@ -1,6 +1,6 @@
 """The Lightning Trainer with its callbacks: best and last checkpoints, early stopping on val/loss,
-atomic checkpoint files, per-epoch loss logging, and a clean stop on SIGINT/SIGTERM that leaves a
-resumable last checkpoint."""
+atomic checkpoint files, per-epoch loss logging, the progress bar or epoch lines (``progress.py``), and a
+clean stop on SIGINT/SIGTERM that leaves a resumable last checkpoint."""
 
 from __future__ import annotations
 
@@ -23,10 +23,11 @@ from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from splineforecast.config import TrainerConfig
 from splineforecast.errors import Interrupted
 from splineforecast.models.module import ForecastModule
+from splineforecast.progress import LOSSES, MONITOR, EpochLines, shows_bar
 from splineforecast.windows import WindowDataModule
 
-_MONITOR = "val/loss"
-_EPOCH_METRICS = ("train/loss", "val/loss")
+_MONITOR = MONITOR  # picks best.ckpt and stops early
+_EPOCH_METRICS = LOSSES
 
 
 @dataclass
@@ -154,6 +155,9 @@ def _checkpoint(path: Path, monitor: str | None) -> ModelCheckpoint:
 def build_trainer(cfg: TrainerConfig, best_ckpt: Path, last_ckpt: Path, callbacks: list[Callback]) -> pl.Trainer:
     """A lean Trainer: no default logger (metrics go to MLflow through ``callbacks``).
 
+    The progress bar shows only where stdout is a terminal and ``cfg.enable_progress_bar`` is on; any
+    other run prints one line per epoch to stdout instead (:class:`~splineforecast.progress.EpochLines`).
+
     Args:
         best_ckpt: rewritten whenever val/loss improves.
         last_ckpt: rewritten at every validation end, so it always holds the last finished epoch
@@ -164,6 +168,7 @@ def build_trainer(cfg: TrainerConfig, best_ckpt: Path, last_ckpt: Path, callback
     # Lightning runs checkpoint callbacks last, in this order: best is written first, so the last
     # checkpoint carries the best one's updated state (fit reads best_val_loss from it)
     checkpoints = [_checkpoint(best_ckpt, _MONITOR), _checkpoint(last_ckpt, None)]
+    bar = shows_bar(cfg.enable_progress_bar)  # decided here: ddp_spawn ranks get the trainer as built
     return pl.Trainer(
         max_epochs=cfg.max_epochs,
         accelerator=cfg.accelerator,
@@ -173,11 +178,12 @@ def build_trainer(cfg: TrainerConfig, best_ckpt: Path, last_ckpt: Path, callback
         gradient_clip_val=cfg.gradient_clip_val,
         limit_train_batches=_batches(cfg.limit_train_batches),
         limit_val_batches=_batches(cfg.limit_val_batches),
-        enable_progress_bar=cfg.enable_progress_bar,
+        enable_progress_bar=bar,
         enable_model_summary=cfg.enable_model_summary,
         deterministic=cfg.deterministic,
         logger=False,
-        callbacks=[*checkpoints, stopping, *callbacks],
+        # the lines before ``callbacks``: an epoch ended by a signal (GracefulStop raising) still gets its line
+        callbacks=[*checkpoints, stopping, EpochLines(enabled=not bar), *callbacks],
         num_sanity_val_steps=0,
         plugins=[AtomicCheckpointIO()],
     )
