@@ -41,7 +41,8 @@ class RecurrentForecaster(nn.Module):
         n_features: input columns per step.
         target_indices: columns forecast, in output order.
         lookback, horizon: window lengths.
-        hidden_size, num_layers, dropout: the recurrent core.
+        hidden_size, num_layers, dropout: the recurrent core; with ``segment`` > 1 or the parallel decoder, the
+            heads' input also passes through dropout (SegRNN's).
         norm: ``last``, ``mean`` or ``none``.
         skip: add the linear lookback -> horizon path.
         n_series, series_embedding: a panel's series count and the size of the learned vector of each
@@ -104,6 +105,9 @@ class RecurrentForecaster(nn.Module):
         # created last, so that segment 1 with the direct decoder draws the same initial weights as before
         self.segments = nn.Linear(segment * n_features, hidden_size) if segment > 1 else None
         self.position = nn.Parameter(torch.randn(self.n_out, step_size)) if decoder == "parallel" else None
+        # segment-wise (SegRNN) the head also reads its input through dropout; point-wise, only the core's layers do
+        segmented = segment > 1 or decoder == "parallel"
+        self.head_dropout = nn.Dropout(dropout) if segmented and dropout > 0 else None
 
     def forward(self, x: torch.Tensor, series: torch.Tensor | None = None) -> torch.Tensor:
         """(batch, lookback, n_features), and each window's series index for a panel -> (batch, horizon, n_targets),
@@ -118,6 +122,8 @@ class RecurrentForecaster(nn.Module):
         vector = self._series_vector(series)
         out, state = self.rnn(self._with_series(self._steps(z), vector))  # (batch, steps, hidden)
         features = out[:, -1:] if self.position is None else self._decode(state, vector)  # (batch, n_out, hidden)
+        if self.head_dropout is not None:
+            features = self.head_dropout(features)
         y = self._to_horizon(self.head(features))
         z_target = z[:, :, self.target_indices]  # (batch, lookback, n_targets)
         if self.skip is not None:
