@@ -13,6 +13,8 @@ from typing import Any
 
 from omegaconf import MISSING
 
+from splineforecast import bounds
+
 
 @dataclass
 class SplitConfig:
@@ -53,6 +55,10 @@ class DataConfig:
     season_length: int = 52  # for seasonal-naive and MASE
     split: SplitConfig = field(default_factory=SplitConfig)
     processed: str | None = None  # explicit processed.npz for stage=train
+    # caps of the data file, checked before it is parsed (splineforecast/bounds.py holds the defaults)
+    max_bytes: int = bounds.MAX_BYTES  # file size, by stat()
+    max_rows: int = bounds.MAX_ROWS  # data rows (the header aside)
+    max_columns: int = bounds.MAX_COLUMNS  # columns of the header
 
 
 @dataclass

@@ -23,6 +23,7 @@ from splineforecast.data.processed import Processed
 from splineforecast.data.splines import check_spline
 from splineforecast.data.splits import Split, time_splits
 from splineforecast.errors import ContractError, ErrorCode
+from splineforecast.limits import check_resumable, check_scorable, check_sizes
 from splineforecast.models.registry import check_model, check_quantiles
 from splineforecast.records import Meta, ServingSettings, SplitContract
 from splineforecast.records_panel import PanelSplitContract
@@ -61,6 +62,7 @@ def check_config(cfg: Config) -> None:
     check_panel_config(cfg)
     check_backtest_config(cfg)
     _check_covariate_names(cfg)
+    check_sizes(cfg)  # upper bounds, and the training memory they add up to
 
 
 def _check_covariate_names(cfg: Config) -> None:
@@ -194,6 +196,9 @@ def check_processed(cfg: Config, paths: RunPaths, files: ProcessedFiles) -> Proc
     if isinstance(contract, PanelSplitContract):
         return _panel_inputs(cfg, files, processed, contract, meta, state)
     check_window_counts(contract.split, cfg.data.lookback, cfg.data.horizon)
+    t = processed.target_indices[0]
+    target, observed = processed.values[:, t], processed.observed_mask[:, t]
+    check_scorable(target, observed, contract.split, cfg.data.season_length, _sizes(cfg))
     from splineforecast.data.preprocess import Preprocessor  # scikit-learn: only where a stage trains
 
     return ProcessedInputs(files, processed, contract, meta, Preprocessor.from_json(state))
@@ -228,6 +233,11 @@ def _panel_inputs(
     return ProcessedInputs(files, processed, contract, meta, pre)
 
 
+def _sizes(cfg: Config) -> tuple[float, float, float]:
+    s = cfg.data.split
+    return s.train, s.val, s.test
+
+
 def check_window_counts(split: Split, lookback: int, horizon: int) -> None:
     """Refuse a split whose parts cannot hold one window each (INSUFFICIENT_DATA_ERROR)."""
     for name, (a, b) in split.parts().items():
@@ -247,7 +257,7 @@ def read_declared(cfg: Config) -> tuple[Path, pd.DataFrame, list[Covariate]]:
     d, cov = cfg.data, cfg.covariate
     source = io.resolve_path(d.path, d.bundled)
     spec = read_spec(cov.spec) if cov.spec else None
-    table = io.read_csv(source, d.delimiter)
+    table = io.read_csv(source, d.delimiter, io.ReadLimits.of(d))
     spec_types = check_spec(spec, cov.dynamic, cov.static, list(table.columns)) if spec is not None else None
     return source, table, declared_covariates(cov.dynamic, cov.static, cov.types, spec_types)
 
@@ -268,10 +278,18 @@ def check_raw(cfg: Config) -> RawInputs | PanelRawInputs:
     split = time_splits(len(frame), d.split.train, d.split.val, d.split.test)
     check_window_counts(split, d.lookback, d.horizon)
     schema.check_train_columns(frame.iloc[split.train[0] : split.train[1]], d.target)
+    target = frame[d.target].to_numpy(dtype=float)
+    check_scorable(target, ~pd.isna(target), split, d.season_length, _sizes(cfg))
     return RawInputs(source, len(raw), frame, freq, split, covariates, notes)
 
 
-def check_trained(paths: RunPaths, data_path: str | None, bundled: str | None) -> ServingSettings:
+def check_trained(
+    paths: RunPaths,
+    data_path: str | None,
+    bundled: str | None,
+    limits: io.ReadLimits = io.DEFAULT_LIMITS,
+    delimiter: str = ",",
+) -> ServingSettings:
     """A trained run's files are there and readable, and so is the history (stage=predict)."""
     for path in (paths.preprocessor_json, paths.best_ckpt):
         if not path.is_file():
@@ -282,7 +300,7 @@ def check_trained(paths: RunPaths, data_path: str | None, bundled: str | None) -
                 "FileNotFoundError",
             )
     settings = paths.read_serving()
-    io.resolve_path(data_path, bundled)
+    io.check_file(io.resolve_path(data_path, bundled), limits, delimiter)
     return settings
 
 
@@ -345,7 +363,8 @@ def check(cfg: Config) -> Checked:
     paths = RunPaths(Path(cfg.paths.artifacts), cfg.run_id)
     check_writable(paths.root, "set paths.artifacts=DIR")
     if cfg.stage == "predict":  # no MLflow run: the trained run's local files and the history
-        return Checked(paths, serving=check_trained(paths, cfg.data.path, cfg.data.bundled))
+        d = cfg.data
+        return Checked(paths, serving=check_trained(paths, d.path, d.bundled, io.ReadLimits.of(d), d.delimiter))
     uri = tracking_uri(cfg.tracking.uri)
     db = sqlite_path(uri)
     if db is not None:
@@ -353,6 +372,8 @@ def check(cfg: Config) -> Checked:
             db.parent,
             "set tracking.uri=sqlite:///DIR/mlflow.db (or MLFLOW_TRACKING_URI)",
         )
+    if cfg.stage in ("all", "train") and not cfg.overwrite and paths.last_ckpt.is_file():
+        check_resumable(paths.last_ckpt)  # the run resumes from it (a finished run_id is refused later)
     if cfg.stage == "train":
         return Checked(paths, processed=check_processed(cfg, paths, paths.processed(cfg.data.processed)))
     if cfg.stage == "backtest":

@@ -31,6 +31,7 @@ from splineforecast.data.processed import Processed
 from splineforecast.evaluation import TestForecast, forecast_test, predict_with_truth, score_test, score_test_levels
 from splineforecast.files import write_bytes
 from splineforecast.forecast_table import test_forecast_frame, to_csv
+from splineforecast.limits import check_resumable
 from splineforecast.models.module import ForecastModule
 from splineforecast.models.spec import DataSpec
 from splineforecast.pipeline_panel import preprocess_panel, score_panel, write_panel_report
@@ -221,6 +222,7 @@ def _fit(
     else:
         resume = paths.last_ckpt.is_file()  # an unfinished run of this run_id (a finished one was refused)
         if resume:
+            check_resumable(paths.last_ckpt, load=True)  # ARTIFACT_CONTRACT_ERROR naming it, not torch's own
             print(f"resuming run_id {paths.run_id} from {paths.last_ckpt}", flush=True)
         callbacks: list[Callback] = [EpochMetrics(tracker.log_metrics)]
         trained = fit(module, data, cfg.trainer, paths.best_ckpt, callbacks, stop, resume)  # last: stop.last_ckpt
@@ -291,7 +293,8 @@ def predict(cfg: Config, paths: RunPaths, settings: ServingSettings) -> list[Pat
     """
     d = cfg.data
     history = dataclasses.replace(settings, time_column=d.time_column, time_format=d.time_format)
-    frame = load_run_forecaster(paths, history).predict(io.read_csv(io.resolve_path(d.path, d.bundled), d.delimiter))
+    table = io.read_csv(io.resolve_path(d.path, d.bundled), d.delimiter, io.ReadLimits.of(d))
+    frame = load_run_forecaster(paths, history).predict(table)
     also = Path(cfg.predict.output).expanduser() if cfg.predict.output else None
     return paths.write_forecast(frame.to_csv(index=False).encode(), also)
 

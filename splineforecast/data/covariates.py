@@ -7,6 +7,7 @@ value for the whole series. Types: ``numeric`` (as is), ``boolean`` (0/1) and ``
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from splineforecast import bounds
 from splineforecast.errors import ContractError, ErrorCode
 
 SPEC_SCHEMA = "covariate_spec.v1"
@@ -21,6 +23,8 @@ TYPES = ("numeric", "categorical", "boolean")
 ROLES = ("dynamic", "static")
 _TRUE = {"true", "1", "yes", "y", "t", "1.0"}
 _FALSE = {"false", "0", "no", "n", "f", "0.0"}
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)  # a JSON string, escapes included
+_OPENERS, _CLOSERS = np.frombuffer(b"[{", dtype=np.uint8), np.frombuffer(b"]}", dtype=np.uint8)
 
 
 @dataclass(frozen=True)
@@ -57,16 +61,42 @@ def _spec_items(spec: dict[str, Any], group: str) -> list[dict[str, Any]]:
     return items
 
 
+def json_depth(text: bytes) -> int:
+    """How deep the arrays and objects of the JSON text ``text`` nest (0 for a scalar), counted without
+    parsing it: brackets inside strings are skipped. Linear in the length, whatever the nesting."""
+    outside = _JSON_STRING.sub(b'""', text)
+    codes = np.frombuffer(outside, dtype=np.uint8)
+    step = np.isin(codes, _OPENERS).astype(np.int64) - np.isin(codes, _CLOSERS)
+    return int(np.cumsum(step).max(initial=0))
+
+
 def read_spec(path: str) -> dict[str, Any]:
-    """Load a covariate spec file (JSON). Missing file: FILE_NOT_FOUND; bad JSON: contract error."""
+    """Load a covariate spec file (JSON). Missing file: FILE_NOT_FOUND; bad JSON, or a file larger than
+    ``bounds.SPEC_MAX_BYTES`` or nested deeper than ``bounds.SPEC_MAX_DEPTH``: contract error, before the
+    file is parsed."""
     import json
 
     p = Path(path)
     if not p.is_file():
         raise ContractError(ErrorCode.FILE_NOT_FOUND, f"covariate.spec `{path}` does not exist", "FileNotFoundError")
+    size = p.stat().st_size
+    if size > bounds.SPEC_MAX_BYTES:
+        raise _spec_error(
+            f"covariate spec `{path}` is {bounds.human_bytes(size)}, above the bound of "
+            f"{bounds.human_bytes(bounds.SPEC_MAX_BYTES)} (splineforecast/bounds.py SPEC_MAX_BYTES); "
+            "a covariate_spec.v1 file lists the covariates only: give that file"
+        )
+    raw = p.read_bytes()
+    depth = json_depth(raw)
+    if depth > bounds.SPEC_MAX_DEPTH:
+        raise _spec_error(
+            f"covariate spec `{path}` nests {depth} levels deep, above the bound of {bounds.SPEC_MAX_DEPTH} "
+            "(splineforecast/bounds.py SPEC_MAX_DEPTH); a covariate_spec.v1 document nests 3 "
+            "(root object, covariate list, item): give that file"
+        )
     try:
-        spec = json.loads(p.read_text(encoding="utf-8-sig"))
-    except (ValueError, UnicodeDecodeError) as exc:
+        spec = json.loads(raw.decode("utf-8-sig"))
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise _spec_error(f"covariate spec `{path}` is not valid JSON: {exc}") from exc
     return spec
 
