@@ -233,3 +233,27 @@ def test_a_header_wider_than_the_first_block_is_refused_once_parsed(tmp_path: Pa
     with pytest.raises(ContractError) as err:
         read_csv(path, limits=ReadLimits(max_columns=19_999))
     assert "has 20000 columns, above data.max_columns (19999)" in err.value.message
+
+
+API_KEYS = {
+    "hidden_size": "model.hidden_size",
+    "num_layers": "model.num_layers",
+    "lookback": "data.lookback",
+    "horizon": "data.horizon",
+    "epochs": "trainer.max_epochs",
+}
+
+
+@pytest.mark.parametrize("field", list(API_KEYS))
+def test_the_api_accepts_its_bound_from_the_bounds_module_and_refuses_one_past(field: str) -> None:
+    from pydantic import ValidationError
+
+    from splineforecast.api.jobs import TrainRequest
+
+    bound = BOUNDS[API_KEYS[field]]
+    assert bound.api_high < bound.high  # the API's bound is the tighter one
+    for value in (bound.low, bound.api_high):
+        assert getattr(TrainRequest(**{field: value}), field) == value
+    for value in (bound.low - 1, bound.api_high + 1):
+        with pytest.raises(ValidationError):
+            TrainRequest(**{field: value})

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from splineforecast.api.datasets import DatasetStore, upload_overrides
 from splineforecast.api.settings import Settings
 from splineforecast.artifacts import check_run_id
+from splineforecast.bounds import BOUNDS
 from splineforecast.data.splines import KINDS
 from splineforecast.models.registry import MODEL_NAMES
 
@@ -42,11 +43,22 @@ class TrainRequest(BaseModel):
 
     dataset: str = Field("tiny", pattern=r"^[a-z0-9_]{1,32}$", description="a configured data set, by name")
     model: ModelName = "lstm"
-    hidden_size: int = Field(32, ge=1, le=512)
-    num_layers: int = Field(1, ge=1, le=4)
-    lookback: int | None = Field(None, ge=1, le=2000, description="null: the data set's default")
-    horizon: int | None = Field(None, ge=1, le=500, description="null: the data set's default")
-    epochs: int = Field(1, ge=1, le=200)
+    # the bounds of the API in splineforecast/bounds.py, tighter than the command line's
+    hidden_size: int = Field(32, ge=BOUNDS["model.hidden_size"].low, le=BOUNDS["model.hidden_size"].api_high)
+    num_layers: int = Field(1, ge=BOUNDS["model.num_layers"].low, le=BOUNDS["model.num_layers"].api_high)
+    lookback: int | None = Field(
+        None,
+        ge=BOUNDS["data.lookback"].low,
+        le=BOUNDS["data.lookback"].api_high,
+        description="null: the data set's default",
+    )
+    horizon: int | None = Field(
+        None,
+        ge=BOUNDS["data.horizon"].low,
+        le=BOUNDS["data.horizon"].api_high,
+        description="null: the data set's default",
+    )
+    epochs: int = Field(1, ge=BOUNDS["trainer.max_epochs"].low, le=BOUNDS["trainer.max_epochs"].api_high)
     spline: SplineKind = "cubic"
 
 
