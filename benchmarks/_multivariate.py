@@ -75,13 +75,16 @@ def compose(args: argparse.Namespace, horizon: int, model: str, seed: int) -> An
         f"data.max_windows_per_series={args.max_windows_per_series or 'null'}",
         # the protocol's standardised channels, and the MSE loss and random init the README's M rows measured
         "data.scaler=per_series",
-        "model.loss=mse",
+        f"model.loss={getattr(args, 'loss', 'auto').replace('auto', 'mse')}",
         "model.skip_init=random",
         f"model={model}",
         f"model.hidden_size={args.hidden}",
         f"model.num_layers={args.layers}",
         f"model.norm={args.norm}",
         f"model.skip={str(args.skip).lower()}",
+        f"model.segment={getattr(args, 'segment', 1)}",
+        f"model.decoder={getattr(args, 'decoder', 'direct')}",
+        f"model.dropout={getattr(args, 'dropout', 0.0)}",
         f"seed={seed}",
     ]
     register_configs()

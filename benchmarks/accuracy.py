@@ -1,6 +1,7 @@
 """Accuracy on the ETTh protocol: LSTM and GRU, S, MS and M, horizons 24 and 96, beside naive baselines.
 
     python benchmarks/accuracy.py --data /path/to/ETTh1.csv [--seeds 3] [--norm last] [--no-skip] [--quick]
+        [--segment 24 --decoder parallel]
 
 S forecasts OT from its own history; MS adds the six load columns as dynamic covariates; M forecasts all
 seven columns as one wide panel with one global model (benchmarks/_multivariate.py), beside the published
@@ -15,13 +16,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import _common as common
 import _multivariate as multivariate
 import numpy as np
 
-from splineforecast.models.registry import MODEL_NAMES
+from splineforecast.models.registry import DECODERS, MODEL_NAMES
 
 MODELS = MODEL_NAMES
 SETTINGS = ("S", "MS", "M")
@@ -39,6 +41,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--horizons", default=",".join(map(str, HORIZONS)), help="comma list (default 24,96)")
     p.add_argument("--norm", choices=("last", "mean", "none"), default="last", help="window normalisation")
     p.add_argument("--skip", action=argparse.BooleanOptionalAction, default=True, help="the linear skip path")
+    p.add_argument("--segment", type=int, default=1, help="model.segment: steps per segment (default 1: point-wise)")
+    p.add_argument("--decoder", choices=DECODERS, default="direct", help="model.decoder (default direct)")
+    p.add_argument("--dropout", type=float, default=0.0, help="model.dropout (default 0)")
+    p.add_argument("--loss", choices=("auto", "mse", "mae"), default="auto", help="model.loss (default auto: mse)")
     p.add_argument("--lookback", type=int, default=96)
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=64)
@@ -87,14 +93,14 @@ def trainer_config(args: argparse.Namespace) -> Any:
     )
 
 
-def fit_best(module: Any, data: Any, trainer_cfg: Any) -> tuple[int, float]:
+def fit_best(module: Any, data: Any, trainer_cfg: Any, callbacks: Sequence[Any] = ()) -> tuple[int, float]:
     """Fit as a run does and load the best checkpoint into ``module``; returns the epochs reached and fit seconds."""
     import torch
 
     from splineforecast.training import build_trainer
 
     with common.checkpoint_paths("accuracy") as files:
-        trainer = build_trainer(trainer_cfg, files.best_ckpt, files.last_ckpt, [])
+        trainer = build_trainer(trainer_cfg, files.best_ckpt, files.last_ckpt, list(callbacks))
         t0 = time.perf_counter()
         trainer.fit(module, datamodule=data)
         seconds = time.perf_counter() - t0
@@ -103,21 +109,44 @@ def fit_best(module: Any, data: Any, trainer_cfg: Any) -> tuple[int, float]:
     return trainer.current_epoch, seconds
 
 
+def model_config(args: argparse.Namespace, model: str) -> Any:
+    """The ModelConfig of the command line's model settings (``auto`` keys not yet settled)."""
+    from splineforecast.config import ModelConfig
+
+    return ModelConfig(
+        name=model,
+        hidden_size=args.hidden,
+        num_layers=args.layers,
+        dropout=args.dropout,
+        norm=args.norm,
+        skip=args.skip,
+        segment=args.segment,
+        decoder=args.decoder,
+        loss=getattr(args, "loss", "auto"),
+    )
+
+
 def train_one(
-    values: np.ndarray, mask: np.ndarray, split: Any, args: argparse.Namespace, model: str, horizon: int, seed: int
+    values: np.ndarray,
+    mask: np.ndarray,
+    split: Any,
+    args: argparse.Namespace,
+    model: str,
+    horizon: int,
+    seed: int,
+    callbacks: Sequence[Any] = (),
 ) -> tuple[np.ndarray, Any, dict[str, Any]]:
     """Train one model; returns its scaled test forecast (n, horizon), the test dataset, and training facts."""
     import dataclasses
 
-    from splineforecast.config import ModelConfig
     from splineforecast.evaluation import predict
 
     data = common.window_data(values, mask, split, args.lookback, horizon, args.batch_size, seed)
-    model_cfg = ModelConfig(name=model, hidden_size=args.hidden, num_layers=args.layers, norm=args.norm, skip=args.skip)
+    model_cfg = model_config(args, model)
     model_cfg.settle(panel=False, season_length=data.spec.season_length, lookback=args.lookback)  # one series
     trainer_cfg = trainer_config(args)
     module = common.seeded_module(dataclasses.asdict(model_cfg), data.spec, seed)
-    epochs, seconds = fit_best(module, data, trainer_cfg)
+    epochs, seconds = fit_best(module, data, trainer_cfg, callbacks)
     test = data.datasets["test"]
     forecast = predict(module.net, test)[:, :, 0].astype(np.float64)
     facts = {"epochs": epochs, "train_seconds": seconds, "windows": {k: len(v) for k, v in data.datasets.items()}}
@@ -280,8 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args)
     seconds = time.time() - started
     print(
-        f"\naccuracy (norm={args.norm}, skip={args.skip}, {args.epochs} epochs, lookback {args.lookback}; "
-        f"mean ± std over seeds)"
+        f"\naccuracy (norm={args.norm}, skip={args.skip}, segment {args.segment}, decoder {args.decoder}, "
+        f"{args.epochs} epochs, lookback {args.lookback}; mean ± std over seeds)"
     )
     print(common.table(summary_lines(result["summary"]), ("setting", "horizon", "model", "seeds", *METRIC_KEYS)))
     if result["published"]:

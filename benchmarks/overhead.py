@@ -1,13 +1,15 @@
 """Training-path overhead: our Lightning path against a minimal raw PyTorch loop over the same network.
 
     python benchmarks/overhead.py --data /path/to/ETTh1.csv [--rounds 3] [--epochs 2] [--quick]
+        [--segment 24 --decoder parallel] [--threads 1]
 
 Both sides train splineforecast.models.networks.RecurrentForecaster (LSTM, hidden 64, 2 layers, norm last,
-skip) on the same train windows (OT only, lookback 96, horizon 24, WindowDataModule's loaders, batch 64)
-for the same epochs, each epoch followed by a pass over the val windows, with Adam (lr 1e-3), gradient-norm
-clipping at 1.0 and the masked MSE loss. The "ours" side is what a run does: a Tracker on a temporary sqlite
-MLflow store (run created, params logged, train/val loss logged per epoch, run ended), the Trainer of
-splineforecast.training.build_trainer (best/last checkpoints each epoch, early stopping) and ForecastModule.
+skip; ``--segment`` and ``--decoder`` as model.segment and model.decoder) on the same train windows (OT only,
+lookback 96, horizon 24, WindowDataModule's loaders, batch 64) for the same epochs, each epoch followed by a
+pass over the val windows, with Adam (lr 1e-3), gradient-norm clipping at 1.0 and the masked MSE loss. The
+"ours" side is what a run does: a Tracker on a temporary sqlite MLflow store (run created, params logged,
+train/val loss logged per epoch, run ended), the Trainer of splineforecast.training.build_trainer (best/last
+checkpoints each epoch, early stopping) and ForecastModule.
 The two sides alternate in one process, ``--rounds`` times; ``ratio`` is the median of ours / raw.
 """
 
@@ -24,6 +26,8 @@ from typing import Any
 import _common as common
 import numpy as np
 
+from splineforecast.models.registry import DECODERS
+
 LOOKBACK, HORIZON = 96, 24
 
 
@@ -34,6 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=2, help="epochs per training (default 2)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--max-batches", type=int, default=0, help="train/val batches per epoch on both sides (0 = all)")
+    p.add_argument("--segment", type=int, default=1, help="model.segment (default 1: point-wise)")
+    p.add_argument("--decoder", choices=DECODERS, default="direct", help="model.decoder (default direct)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (default 0: torch's own choice)")
     p.add_argument("--quick", action="store_true", help="smoke run: 1 round of 1 epoch of at most 10 batches")
     args = p.parse_args(argv)
     if args.quick:
@@ -51,12 +58,12 @@ def load(args: argparse.Namespace) -> Any:
     return common.window_data(out.values, out.observed_mask, split, LOOKBACK, HORIZON, args.batch_size, seed=0)
 
 
-def model_cfg() -> dict[str, Any]:
-    """The default LSTM settings, as both sides build the network from them."""
+def model_cfg(args: argparse.Namespace) -> dict[str, Any]:
+    """The default LSTM settings (with ``--segment``, ``--decoder``), as both sides build the network from them."""
     from splineforecast.config import ModelConfig
 
-    one_series = ModelConfig(name="lstm").settle(panel=False, season_length=0, lookback=0)  # no season in play
-    return dataclasses.asdict(one_series)
+    one_series = ModelConfig(name="lstm", segment=args.segment, decoder=args.decoder)
+    return dataclasses.asdict(one_series.settle(panel=False, season_length=0, lookback=0))  # no season in play
 
 
 def ours(data: Any, args: argparse.Namespace, store: str, round_no: int) -> tuple[float, float]:
@@ -74,7 +81,7 @@ def ours(data: Any, args: argparse.Namespace, store: str, round_no: int) -> tupl
         tracker = Tracker(store, "overhead", f"overhead-{round_no}")
         tracker.claim("all", False, {"round": str(round_no), "epochs": str(args.epochs)})
         with tracked_run(tracker):
-            module = common.seeded_module(model_cfg(), data.spec, 0)
+            module = common.seeded_module(model_cfg(args), data.spec, 0)
             trainer = build_trainer(cfg, files.best_ckpt, files.last_ckpt, [EpochMetrics(tracker.log_metrics)])
             trainer.fit(module, datamodule=data)
         seconds = time.perf_counter() - t0
@@ -88,6 +95,7 @@ def raw_network(spec: Any, cfg: dict[str, Any]) -> Any:
     return RecurrentForecaster(
         "lstm", spec.n_features, spec.target_indices, spec.lookback, spec.horizon,
         cfg["hidden_size"], cfg["num_layers"], cfg["dropout"], cfg["norm"], cfg["skip"],
+        segment=cfg["segment"], decoder=cfg["decoder"],
     )  # fmt: skip
 
 
@@ -131,7 +139,7 @@ def raw(data: Any, args: argparse.Namespace) -> tuple[float, float]:
 
     t0 = time.perf_counter()
     torch.manual_seed(0)
-    cfg = model_cfg()
+    cfg = model_cfg(args)
     net = raw_network(data.spec, cfg)
     opt = torch.optim.Adam(net.parameters(), lr=cfg["lr"])
     train, val = data.train_dataloader(), data.val_dataloader()
@@ -179,6 +187,10 @@ def side_median(rows: list[dict[str, Any]], side: str, key: str) -> float:
 def main(argv: list[str] | None = None) -> int:
     """Time both sides, print the summary and the ratio, and write the JSON."""
     args = parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     data = load(args)
     rows, store_setup = time_rounds(data, args)
     ratios = round_ratios(rows, args.rounds)
@@ -187,8 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     for side in ("ours", "raw"):
         secs = [x["seconds"] for x in rows if x["side"] == side]
         summary.append({"side": side, "rounds": len(secs), **common.time_summary(secs)})
-    print(f"\noverhead ({args.epochs} epochs, {len(data.datasets['train'])} train windows, batch {args.batch_size}, "
-          f"max_batches {args.max_batches or 'all'}; {args.rounds} alternating rounds, one process)")  # fmt: skip
+    setting = f"segment {args.segment}, decoder {args.decoder}, {args.epochs} epochs"
+    windows = f"{len(data.datasets['train'])} train windows, batch {args.batch_size}"
+    rounds = f"max_batches {args.max_batches or 'all'}; {args.rounds} alternating rounds, one process"
+    print(f"\noverhead ({setting}, {windows}, {rounds})")
     print(common.table(summary, ("side", "rounds", "median_s", "min_s", "max_s")))
     print(
         f"ratio ours/raw (median of per-round ratios): {ratio:.3f}   per round: {', '.join(f'{x:.3f}' for x in ratios)}"

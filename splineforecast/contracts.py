@@ -24,7 +24,7 @@ from splineforecast.data.splines import check_spline
 from splineforecast.data.splits import Split, time_splits
 from splineforecast.errors import ContractError, ErrorCode
 from splineforecast.limits import check_resumable, check_scorable, check_sizes
-from splineforecast.models.registry import check_model, check_quantiles
+from splineforecast.models.registry import check_model, check_quantiles, check_segment
 from splineforecast.records import Meta, ServingSettings, SplitContract
 from splineforecast.records_panel import PanelSplitContract
 
@@ -93,6 +93,7 @@ def _check_model(cfg: Config) -> None:
     model = cfg.model
     check_model(model.name, model.norm, model.loss, model.skip_init)
     check_quantiles(model.quantiles, model.calibration)
+    check_segment(model.segment, model.decoder, cfg.data.lookback)
     _check_calibration_window(cfg)
     if model.skip_init == "seasonal" and not (model.skip and cfg.data.season_length <= cfg.data.lookback):
         raise _config_error(
