@@ -67,7 +67,8 @@ def test_every_route_but_health_refuses_without_token_in_prod(prod: TestClient) 
                     assert response.headers["www-authenticate"] == "APIKey"
             seen.add(f"{method} {route.path}")
     assert {"GET /api/v1/openapi.json", "GET /api/v1/docs", "POST /api/v1/jobs", "GET /api/v1/health"} <= seen
-    assert len(seen) == 10, seen  # health, runs, run, forecast, jobs, job, datasets (GET, POST), openapi, docs
+    # health, runs, run, forecast, jobs (POST, GET), job (GET, DELETE), resume, datasets (GET, POST), openapi, docs
+    assert len(seen) == 13, seen
     assert store_of(prod).calls == []  # no refused request reached the store
 
 
@@ -90,7 +91,7 @@ def test_openapi_declares_the_token_scheme(prod: TestClient) -> None:
     assert {"type": "apiKey", "in": "header", "name": "X-API-Token"}.items() <= next(iter(schemes.values())).items()
     assert all(p.startswith("/api/v1/") for p in schema["paths"])
     operations = {f"{m} {p}": op for p, ops in schema["paths"].items() for m, op in ops.items()}
-    assert len(operations) == 8
+    assert len(operations) == 11  # 8, and the jobs list, cancel and resume
     for name, operation in operations.items():
         expected = [] if name == "get /api/v1/health" else [{next(iter(schemes)): []}]
         assert operation.get("security", []) == expected, name

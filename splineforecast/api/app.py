@@ -25,8 +25,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from splineforecast import __version__
 from splineforecast.api.datasets import DatasetExists, DatasetStore, UploadRequest, UploadTooLarge
 from splineforecast.api.gui import GuiPages, load_files, static_dir
-from splineforecast.api.jobs import JobManager, QueueFull, TrainRequest, UnknownDataset
-from splineforecast.api.runs import RunStore
+from splineforecast.api.jobs import (
+    JobManager,
+    NotCancellable,
+    NotResumable,
+    QueueFull,
+    TrainRequest,
+    UnknownDataset,
+)
+from splineforecast.api.runs import RunStore, warm_in_background
 from splineforecast.api.security import (
     API_KEY,
     API_PREFIX,
@@ -164,11 +171,44 @@ def _add_job_routes(router: APIRouter, jobs: JobManager) -> None:
             return SafeJSONResponse(error_body("TOO_MANY_JOBS", str(exc)), status_code=429)
         return SafeJSONResponse(job.view(), status_code=202)
 
+    @router.get("/jobs", tags=["jobs"])
+    def list_jobs(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+        """The recorded jobs, newest first (their views without the log tail)."""
+        return {"ok": True, "jobs": [job.view(tail=False) for job in jobs.recent(limit)]}
+
     @router.get("/jobs/{job_id}", tags=["jobs"])
     def job_status(job_id: str) -> Any:
-        """A job's status: queued, running, finished, or failed with the SPEC error payload."""
+        """A job's status (queued, running, finished, failed, cancelled, interrupted, timed_out), its SPEC error
+        payload when it did not finish, and ``log_tail``: the last lines of its output."""
         job = jobs.get(check_run_id(job_id))
         return _not_found(f"no job {job_id!r}") if job is None else job.view()
+
+    _add_job_control_routes(router, jobs)
+
+
+def _add_job_control_routes(router: APIRouter, jobs: JobManager) -> None:
+    @router.delete("/jobs/{job_id}", status_code=202, tags=["jobs"])
+    def cancel_job(job_id: str) -> Any:
+        """Cancel a job: a queued one never starts; a running one is stopped with SIGTERM (its run saves
+        last.ckpt and ends KILLED) and becomes ``cancelled``, resumable. 409 when it is over already."""
+        try:
+            job = jobs.cancel(check_run_id(job_id))
+        except NotCancellable as exc:
+            return SafeJSONResponse(error_body("JOB_NOT_ACTIVE", str(exc)), status_code=409)
+        return _not_found(f"no job {job_id!r}") if job is None else SafeJSONResponse(job.view(), status_code=202)
+
+    @router.post("/jobs/{job_id}/resume", status_code=202, tags=["jobs"])
+    def resume_job(job_id: str) -> Any:
+        """Queue an interrupted, cancelled or timed-out job again: the same run_id resumes from its last.ckpt."""
+        if jobs.get(check_run_id(job_id)) is None:
+            return _not_found(f"no job {job_id!r}")
+        try:
+            job = jobs.resume(job_id)
+        except NotResumable as exc:
+            return SafeJSONResponse(error_body("JOB_NOT_RESUMABLE", str(exc)), status_code=409)
+        except QueueFull as exc:
+            return SafeJSONResponse(error_body("TOO_MANY_JOBS", str(exc)), status_code=429)
+        return SafeJSONResponse(job.view(), status_code=202)
 
 
 def _add_dataset_routes(router: APIRouter, settings: Settings, uploads: DatasetStore) -> None:
@@ -205,9 +245,10 @@ def _add_docs_routes(router: APIRouter, app: FastAPI) -> None:
         return get_swagger_ui_html(openapi_url=f"{API_PREFIX}/openapi.json", title=f"{app.title} - docs")
 
 
-def _new_app(jobs: JobManager) -> FastAPI:
+def _new_app(jobs: JobManager, store: RunStore) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        warm_in_background(store)  # MLflow loaded and the store opened before the first request asks
         yield
         await run_in_threadpool(jobs.shutdown)
 
@@ -238,7 +279,7 @@ def create_app(settings: Settings | None = None, store: RunStore | None = None) 
     store = store or RunStore(settings.tracking_uri, settings.experiment, settings.artifact_root)
     uploads = DatasetStore(settings.data_dir, settings.datasets, settings.max_upload)
     jobs = JobManager(settings, uploads)
-    app = _new_app(jobs)
+    app = _new_app(jobs, store)
     app.state.settings, app.state.jobs, app.state.store = settings, jobs, store
     require_token = token_dependency(settings)
     _install_handlers(app, require_token)

@@ -1,8 +1,14 @@
 """Training jobs: the API builds Hydra overrides from an allow-listed body and runs the CLI.
 
-A job is a subprocess ``python -m splineforecast <overrides>``; the CLI returns SPEC exit codes and
-prints one JSON error line on stderr, which becomes the failed job's ``error``. At most
-``max_jobs`` run at once, ``max_queue`` more wait; beyond that :class:`QueueFull` (429).
+A job is a subprocess ``python -m splineforecast <overrides>`` in its own session, its output in a log
+file (:mod:`splineforecast.api.jobprocess`); the CLI returns SPEC exit codes and prints one JSON error
+line on stderr, which becomes the failed job's ``error``. At most ``max_jobs`` run at once, oldest
+first, ``max_queue`` more wait; beyond that :class:`QueueFull` (429). Jobs are recorded in the state
+folder's database (:mod:`splineforecast.api.jobstore`) before they start, so they outlive the server:
+on start it marks the jobs a previous server left running ``interrupted`` (stopping any such process
+still alive, SIGTERM) and runs the queued ones. Cancel, a timeout and a server shutdown stop a job with
+SIGTERM: the CLI saves last.ckpt and marks its run KILLED, and :meth:`JobManager.resume` re-runs the same
+run_id, which resumes it (SPEC §5).
 """
 
 from __future__ import annotations
@@ -10,23 +16,28 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from splineforecast.api import jobprocess
 from splineforecast.api.datasets import DatasetStore, upload_overrides
+from splineforecast.api.jobstore import ACTIVE, RESUMABLE, JobRecord, JobStore, NotResumable, QueueFull, StateLock
 from splineforecast.api.settings import Settings
 from splineforecast.artifacts import check_run_id
 from splineforecast.bounds import BOUNDS
 from splineforecast.data.splines import KINDS
 from splineforecast.models.registry import MODEL_NAMES
 
-_STDERR_TAIL = 20_000  # characters of stderr kept to find the JSON error line
+_STDERR_TAIL = 20_000  # characters of output kept to find the JSON error line
+
+__all__ = ["Job", "JobManager", "NotCancellable", "NotResumable", "QueueFull", "TrainRequest", "UnknownDataset"]
 
 if TYPE_CHECKING:  # mypy cannot read a Literal built from a tuple; to it they are strings
     ModelName = str
@@ -62,8 +73,8 @@ class TrainRequest(BaseModel):
     spline: SplineKind = "cubic"
 
 
-class QueueFull(Exception):
-    """More jobs than ``max_jobs + max_queue`` would be waiting or running."""
+class NotCancellable(Exception):
+    """The job is neither queued nor running."""
 
 
 class UnknownDataset(ValueError):
@@ -130,22 +141,59 @@ def parse_error(stderr: str, returncode: int) -> dict[str, Any]:
     return {"ok": False, "exit_code": returncode, "error": error}
 
 
+SERVER_ID = f"{os.getpid()}-{secrets.token_hex(4)}"  # this server process, in the records of the jobs it runs
+_ATTEMPT_MARK = "--- attempt "  # the log line that opens each attempt of a job
+_STOPPED = (130, 137, 143)  # exit statuses of a stopped job: SIGINT, SIGKILL, SIGTERM
+_STOPS = {  # why the server stopped a job -> its status, error code, type and what happened
+    "cancel": ("cancelled", "INTERRUPTED", "JobCancelled", "cancelled (DELETE /api/v1/jobs/{job_id}): {sigterm}"),
+    "timeout": ("timed_out", "JOB_TIMEOUT", "JobTimeout", "ran past SPLINE_JOB_TIMEOUT_S={timeout:g} s: {sigterm}"),
+    "shutdown": ("interrupted", "INTERRUPTED", "ServerShutdown", "the API server shut down while it ran: {sigterm}"),
+    "restart": ("interrupted", "INTERRUPTED", "ServerRestart", "the API server stopped while it ran"),
+}
+_SIGTERM = "stopped with SIGTERM, its run saved last.ckpt and is KILLED in MLflow"
+
+
+def stop_error(reason: str, job_id: str, exit_code: int | None, timeout: float | None = None) -> dict[str, Any]:
+    """The SPEC-style payload of a job the server stopped for ``reason`` (a key of ``_STOPS``)."""
+    _, code, type_name, what = _STOPS[reason]
+    message = (
+        f"{what.format(job_id=job_id, timeout=timeout or 0, sigterm=_SIGTERM)}; "
+        f"POST /api/v1/jobs/{job_id}/resume continues it from its last.ckpt (same run_id)"
+    )
+    return {"ok": False, "exit_code": exit_code, "error": {"code": code, "message": message, "type": type_name}}
+
+
 @dataclass
 class Job:
+    """A job as recorded (see :class:`~splineforecast.api.jobstore.JobRecord`), with the path of its log."""
+
     job_id: str
     request: dict[str, Any]
-    status: str = "queued"  # queued | running | finished | failed
+    status: str = "queued"  # queued | running | finished | failed | cancelled | interrupted | timed_out
     created: float = field(default_factory=time.time)
     started: float | None = None
     ended: float | None = None
     exit_code: int | None = None
     error: dict[str, Any] | None = None
+    run_id: str = ""
+    attempts: int = 0
+    stopping: str | None = None  # cancel | timeout | shutdown, while a running job is being stopped
+    log: Path | None = None
 
-    def view(self) -> dict[str, Any]:
-        return {
+    @classmethod
+    def of(cls, record: JobRecord, log: Path) -> Job:
+        stopping = record.stop if record.status == "running" else None
+        return cls(
+            record.job_id, record.request, record.status, record.created, record.started, record.ended,
+            record.exit_code, record.error, record.run_id, record.attempts, stopping, log,
+        )  # fmt: skip
+
+    def view(self, tail: bool = True) -> dict[str, Any]:
+        """The JSON of the job; with ``tail``, ``log_tail``: the last lines of its output."""
+        view = {
             "ok": True,
             "job_id": self.job_id,
-            "run_id": self.job_id,
+            "run_id": self.run_id or self.job_id,
             "status": self.status,
             "request": self.request,
             "created": self.created,
@@ -153,79 +201,193 @@ class Job:
             "ended": self.ended,
             "exit_code": self.exit_code,
             "error": self.error,
+            "attempts": self.attempts,
+            "stopping": self.stopping,
+            "cancellable": self.status in ACTIVE,
+            "resumable": self.status in RESUMABLE,
         }
+        if tail:
+            view["log_tail"] = [] if self.log is None else jobprocess.log_tail(self.log)
+        return view
 
 
 class JobManager:
-    """Runs training jobs in worker threads, ``settings.max_jobs`` at a time."""
+    """Runs recorded training jobs, ``settings.max_jobs`` at a time, oldest first; see the module's text."""
 
     def __init__(self, settings: Settings, uploads: DatasetStore | None = None) -> None:
         self.settings, self.uploads = settings, uploads
-        self.jobs: dict[str, Job] = {}
+        StateLock.acquire(settings.state_dir)  # StateLocked (a SettingsError) when another server holds it
+        self.store = JobStore(settings.state_dir / "jobs.db")
+        self.log_dir = settings.state_dir / "jobs"
         self._lock = threading.Lock()
-        self._slots = threading.Semaphore(settings.max_jobs)
         self._procs: dict[str, subprocess.Popen[str]] = {}
+        self._threads: dict[str, threading.Thread] = {}
         self._closed = False
+        self.recovered = self._recover()
+        self._pump()
 
-    def shutdown(self) -> None:
-        """Stop running jobs (SIGTERM: the CLI saves last.ckpt and marks the run KILLED); start no more."""
-        self._closed = True
-        for proc in list(self._procs.values()):
-            proc.terminate()
-        for proc in list(self._procs.values()):
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    @property
+    def jobs(self) -> dict[str, Job]:
+        """Every recorded job, by job_id."""
+        return {job.job_id: job for job in self.recent(limit=1_000_000)}
 
-    def active(self) -> int:
-        return sum(job.status in ("queued", "running") for job in self.jobs.values())
-
-    def submit(self, body: TrainRequest) -> Job:
-        job_id = new_job_id()
-        overrides = build_overrides(body, self.settings, job_id, self.uploads)
-        with self._lock:
-            if self.active() >= self.settings.max_jobs + self.settings.max_queue:
-                raise QueueFull(f"{self.active()} jobs are queued or running; try again later")
-            job = Job(job_id, body.model_dump())
-            self.jobs[job_id] = job
-        threading.Thread(target=self._run, args=(job, overrides), name=f"job-{job_id}", daemon=True).start()
-        return job
+    def _job(self, record: JobRecord) -> Job:
+        return Job.of(record, self.log_dir / f"{record.job_id}.log")
 
     def get(self, job_id: str) -> Job | None:
-        return self.jobs.get(job_id)
+        record = self.store.get(job_id)
+        return None if record is None else self._job(record)
 
-    def _run(self, job: Job, overrides: list[str]) -> None:
-        with self._slots:
-            job.status, job.started = "running", time.time()
-            env = {**os.environ, "MLFLOW_TRACKING_URI": self.settings.tracking_uri}
-            env.pop("SPLINE_API_TOKEN", None)  # the child needs no secret of the API
-            try:
-                if self._closed:
-                    raise RuntimeError("the server is shutting down")
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "splineforecast", *overrides],
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE,
-                    env=env,
-                    text=True,
-                    errors="replace",
+    def recent(self, limit: int = 100) -> list[Job]:
+        """The jobs, newest first."""
+        return [self._job(record) for record in self.store.recent(limit)]
+
+    def active(self) -> int:
+        return self.store.active()
+
+    def submit(self, body: TrainRequest) -> Job:
+        """Record a new job (queued) and start it when a slot is free; QueueFull when too many wait."""
+        job_id = new_job_id()
+        overrides = build_overrides(body, self.settings, job_id, self.uploads)
+        now = time.time()
+        record = JobRecord(
+            job_id, job_id, "queued", body.model_dump(), overrides, now, now,
+            started=None, ended=None, exit_code=None, error=None, attempts=0, pid=None, server=None, stop=None,
+        )  # fmt: skip
+        self.store.insert(record, self.settings.max_jobs + self.settings.max_queue)
+        self._pump()
+        return self._job(self.store.get(job_id) or record)
+
+    def cancel(self, job_id: str) -> Job | None:
+        """Cancel a queued job (it never starts) or stop a running one (SIGTERM: ``cancelled``, resumable).
+
+        Returns None for an unknown job; NotCancellable when it is neither queued nor running.
+        """
+        cancelled = self.store.move(job_id, ("queued",), "cancelled", ended=time.time())
+        if cancelled is not None:
+            return self._job(cancelled)
+        record = self.store.ask_stop(job_id, "cancel")
+        if record is None:
+            current = self.store.get(job_id)
+            if current is None:
+                return None
+            raise NotCancellable(f"job {job_id!r} is {current.status}; only queued or running jobs can be cancelled")
+        self._signal(record.job_id)
+        return self._job(record)
+
+    def resume(self, job_id: str) -> Job:
+        """Queue an interrupted, cancelled or timed-out job again: the same run_id resumes from its last.ckpt.
+
+        Raises NotResumable (unknown jobs too: check with :meth:`get` first) or QueueFull.
+        """
+        record = self.store.requeue(job_id, self.settings.max_jobs + self.settings.max_queue)
+        self._pump()
+        return self._job(self.store.get(job_id) or record)
+
+    def shutdown(self) -> None:
+        """Stop this server's running jobs (SIGTERM: last.ckpt saved, run KILLED; ``interrupted``, resumable)
+        and start no more; queued jobs stay queued for the next server."""
+        with self._lock:
+            self._closed = True
+            threads = dict(self._threads)
+        for job_id in threads:
+            if self.store.ask_stop(job_id, "shutdown") is not None:
+                self._signal(job_id)
+        for thread in threads.values():
+            thread.join(timeout=jobprocess.STOP_GRACE_S + 10)
+
+    def _recover(self) -> list[str]:
+        """Mark the jobs a previous server left running ``interrupted``, stopping any such process still alive
+        (SIGTERM, after checking its command line); returns their job_ids."""
+        recovered = []
+        for record in self.store.orphans(SERVER_ID):
+            if record.pid is not None:
+                jobprocess.stop_orphan(record.pid, record.run_id)
+            error = stop_error("restart", record.job_id, None)
+            if self.store.move(record.job_id, ("running",), "interrupted", ended=time.time(), error=error, pid=None):
+                recovered.append(record.job_id)
+        return recovered
+
+    def _pump(self) -> None:
+        """Start queued jobs, oldest first, while fewer than ``max_jobs`` run."""
+        with self._lock:
+            while not self._closed:
+                record = self.store.claim_next(self.settings.max_jobs, SERVER_ID)
+                if record is None:
+                    return
+                thread = threading.Thread(target=self._run, args=(record,), name=f"job-{record.job_id}", daemon=True)
+                self._threads[record.job_id] = thread
+                thread.start()
+
+    def _signal(self, job_id: str) -> None:
+        """SIGTERM to the process group of a running job of this server; SIGKILL if it outlives the grace."""
+        proc = self._procs.get(job_id)
+        if proc is None or proc.poll() is not None:
+            return  # not started yet (it reads its stop when it is) or over
+        jobprocess.signal_group(proc.pid, signal.SIGTERM)
+        timer = threading.Timer(jobprocess.STOP_GRACE_S, self._kill, args=(proc,))
+        timer.daemon = True
+        timer.start()
+
+    @staticmethod
+    def _kill(proc: subprocess.Popen[str]) -> None:
+        if proc.poll() is None:
+            jobprocess.signal_group(proc.pid, signal.SIGKILL)
+
+    def _timeout(self, job_id: str) -> None:
+        if self.store.ask_stop(job_id, "timeout") is not None:
+            self._signal(job_id)
+
+    def _run(self, record: JobRecord) -> None:
+        try:
+            self._attempt(record)
+        finally:
+            with self._lock:
+                self._threads.pop(record.job_id, None)
+            self._pump()
+
+    def _attempt(self, record: JobRecord) -> None:
+        env = {**os.environ, "MLFLOW_TRACKING_URI": self.settings.tracking_uri}
+        env.pop("SPLINE_API_TOKEN", None)  # the child needs no secret of the API
+        env["PYTHONUNBUFFERED"] = "1"  # its lines reach the log as they are printed
+        log = self.log_dir / f"{record.job_id}.log"
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        header = f"{_ATTEMPT_MARK}{record.attempts} of {record.job_id}, {now}"
+        try:
+            if self._closed:
+                self.store.move(
+                    record.job_id, ("running",), "queued", started=None, server=None, attempts=record.attempts - 1
                 )
-                self._procs[job.job_id] = proc
-                _, stderr = proc.communicate()
-                self._procs.pop(job.job_id, None)
-                job.exit_code = proc.returncode
-                if proc.returncode == 0:
-                    job.status = "finished"
-                else:
-                    job.status, job.error = "failed", parse_error(stderr[-_STDERR_TAIL:], proc.returncode)
-            except Exception as exc:  # noqa: BLE001 - a job that cannot start is failed, never lost
-                error = {
-                    "code": "RUNNER_EXEC_ERROR",
-                    "message": f"could not start: {type(exc).__name__}",
-                    "type": "OSError",
-                }
-                job.status, job.exit_code = "failed", 24
-                job.error = {"ok": False, "exit_code": 24, "error": error}
-            job.ended = time.time()
+                return
+            proc = jobprocess.spawn(record.overrides, env, log, header)
+        except Exception as exc:  # noqa: BLE001 - a job that cannot start is failed, never lost
+            error = {"code": "RUNNER_EXEC_ERROR", "message": f"could not start: {type(exc).__name__}"}
+            failed = {"ok": False, "exit_code": 24, "error": {**error, "type": "OSError"}}
+            self.store.move(record.job_id, ("running",), "failed", ended=time.time(), exit_code=24, error=failed)
+            return
+        self._procs[record.job_id] = proc
+        if self.store.set_pid(record.job_id, getattr(proc, "pid", None)):
+            self._signal(record.job_id)  # cancelled (or the server shut down) before it had a pid
+        timer = None
+        if self.settings.job_timeout_s is not None:
+            timer = threading.Timer(self.settings.job_timeout_s, self._timeout, args=(record.job_id,))
+            timer.daemon = True
+            timer.start()
+        _, captured = proc.communicate()
+        if timer is not None:
+            timer.cancel()
+        self._procs.pop(record.job_id, None)
+        self._settle(record.job_id, jobprocess.exit_status(proc.returncode), captured or "")
+
+    def _settle(self, job_id: str, code: int, captured: str) -> None:
+        """Record how the attempt ended: finished, failed, or the status of the stop the server asked for."""
+        current = self.store.get(job_id)
+        stop = None if current is None else current.stop
+        if code == 0:
+            status, error = "finished", None
+        elif stop in _STOPS and code in _STOPPED:
+            status, error = _STOPS[stop][0], stop_error(stop, job_id, code, self.settings.job_timeout_s)
+        else:
+            text = captured or jobprocess.read_tail(self.log_dir / f"{job_id}.log", _STDERR_TAIL)
+            status, error = "failed", parse_error(text[text.rfind(_ATTEMPT_MARK) + 1 :], code)
+        self.store.move(job_id, ("running",), status, ended=time.time(), exit_code=code, error=error, pid=None)

@@ -62,6 +62,7 @@ class Settings:
     state_dir: Path = Path("outputs/api")
     mlflow_ui_url: str | None = None  # the MLflow UI the GUI links runs to (SPLINE_MLFLOW_UI_URL)
     data_root: Path | None = None  # uploaded data sets (SPLINE_DATA_ROOT); None: state_dir / datasets
+    job_timeout_s: int | None = None  # seconds one attempt of a job may run (SPLINE_JOB_TIMEOUT_S); None: no bound
 
     def __post_init__(self) -> None:
         self.validate()
@@ -95,6 +96,8 @@ class Settings:
                 f"SPLINE_MAX_UPLOAD_BYTES={self.max_upload} must be from 1 to {MAX_UPLOAD_CEILING}: an upload is "
                 "one JSON body read into memory"
             )
+        if self.job_timeout_s is not None and self.job_timeout_s < 1:
+            raise SettingsError(f"SPLINE_JOB_TIMEOUT_S={self.job_timeout_s} must be at least 1 (or 0: no limit)")
         url = self.mlflow_ui_url
         if url is not None and (not url.startswith(("http://", "https://")) or any(c in url for c in _URL_REFUSED)):
             raise SettingsError(
@@ -135,4 +138,5 @@ class Settings:
             state_dir=Path(env.get("SPLINE_API_STATE_DIR", str(root.parent / "outputs" / "api"))).resolve(),
             mlflow_ui_url=env.get("SPLINE_MLFLOW_UI_URL", "").strip().rstrip("/") or None,
             data_root=Path(env["SPLINE_DATA_ROOT"]).expanduser().resolve() if env.get("SPLINE_DATA_ROOT") else None,
+            job_timeout_s=_int(env, "SPLINE_JOB_TIMEOUT_S", 0, 0) or None,
         )

@@ -1,11 +1,17 @@
 // New job (#/jobs/new): a form built from the training body of POST /api/v1/jobs (its OpenAPI
 // schema: fields, bounds, defaults), checked here as well; the server stays the authority.
-// Job (#/jobs/<job_id>): its status polled every 2 s until finished or failed.
+// Job (#/jobs/<job_id>): its status polled every 2 s until it ends (finished, failed, cancelled,
+// interrupted, timed_out), the last lines of its output, Cancel (queued or running) and Resume
+// (cancelled, interrupted, timed_out: the same run_id goes on from its last checkpoint).
 import { ApiError, api } from "./api.js";
 import { $, el, fillTable, runLink, say, show, sleep } from "./dom.js";
 
 const POLL_MS = 2000;
-const DONE = new Set(["finished", "failed"]);
+const STOPPED = new Set(["cancelled", "interrupted", "timed_out"]); // resumable
+const ACTIVE = new Set(["queued", "running"]); // cancellable
+const DONE = new Set(["finished", "failed", ...STOPPED]);
+const STOPPED_WORDS = { cancelled: "Cancelled", interrupted: "Interrupted", timed_out: "Stopped at its time limit" };
+let current = null; // the job page shown: {jobId, alive, polling}
 let specs = null; // the form's fields, read once from the OpenAPI document
 
 /** A field of the form from its JSON schema: a data set, a choice, a bounded whole number. */
@@ -129,7 +135,10 @@ export function fmtDuration(seconds) {
 
 function elapsedText(job) {
   const now = Date.now() / 1000;
-  if (typeof job.started !== "number") return `queued for ${fmtDuration(now - job.created)}`;
+  if (typeof job.started !== "number") {
+    const waited = (typeof job.ended === "number" ? job.ended : now) - job.created;
+    return `${DONE.has(job.status) ? "waited" : "queued for"} ${fmtDuration(waited)}`;
+  }
   const seconds = (typeof job.ended === "number" ? job.ended : now) - job.started;
   return `${DONE.has(job.status) ? "ran" : "running for"} ${fmtDuration(seconds)}`;
 }
@@ -148,9 +157,34 @@ function failure(job) {
   return [words, list];
 }
 
+/** The words of a job the server stopped (cancelled, interrupted, timed out): why, and what Resume does. */
+function stoppedWords(job) {
+  const error = job.error && job.error.error && typeof job.error.error === "object" ? job.error.error : {};
+  const exit = typeof job.exit_code === "number" ? ` (exit code ${job.exit_code})` : "";
+  const why = error.message || (typeof job.started === "number" ? "stopped" : "before it started");
+  return el("p", `${STOPPED_WORDS[job.status]}${exit}: ${why}`, { id: "job-stopped-words" });
+}
+
+/** The Cancel and Resume buttons and the output box, made once (after #job-result). */
+function ensureControls() {
+  if ($("job-actions")) return;
+  const actions = el("div", null, { id: "job-actions" });
+  const cancel = el("button", "Cancel job", { id: "job-cancel", type: "button" });
+  const resume = el("button", "Resume job", { id: "job-resume", type: "button" });
+  const refused = el("p", null, { id: "job-action-error", class: "error", role: "alert" });
+  refused.hidden = true;
+  cancel.addEventListener("click", () => act("cancel", cancel));
+  resume.addEventListener("click", () => act("resume", resume));
+  actions.append(cancel, " ", resume, refused);
+  const title = el("h3", "Output (last lines)", { id: "job-log-title" });
+  const log = el("pre", null, { id: "job-log", class: "log", tabindex: "0", "aria-labelledby": "job-log-title" });
+  $("job-result").after(actions, title, log);
+}
+
 function renderJob(job) {
+  ensureControls();
   $("job-title").textContent = `Job ${job.job_id}`;
-  $("job-status").textContent = job.status;
+  $("job-status").textContent = job.stopping ? `${job.status} (stopping: ${job.stopping})` : job.status;
   $("job-status").className = "status-" + String(job.status).replace(/[^a-z]/g, "");
   $("job-elapsed").textContent = elapsedText(job);
   const request = Object.entries(job.request || {}).map(([k, v]) => [k, v === null ? "the data set's default" : String(v)]);
@@ -162,17 +196,56 @@ function renderJob(job) {
     link.textContent = `Open run ${job.run_id}`;
     result.replaceChildren(el("p", "Finished. "), link);
   } else if (job.status === "failed") result.replaceChildren(...failure(job));
+  else if (STOPPED.has(job.status)) result.replaceChildren(stoppedWords(job));
   else result.replaceChildren(el("p", `Checking every ${POLL_MS / 1000} s…`, { class: "hint" }));
+  $("job-cancel").hidden = !ACTIVE.has(job.status) || Boolean(job.stopping);
+  $("job-resume").hidden = !STOPPED.has(job.status);
+  const lines = Array.isArray(job.log_tail) ? job.log_tail.map(String) : [];
+  $("job-log").textContent = lines.length ? lines.join("\n") : "No output yet.";
+}
+
+/** Cancel (DELETE) or resume (POST …/resume) the job shown; polls again while it is not over. */
+async function act(kind, button) {
+  const page = current;
+  if (!page) return;
+  button.disabled = true;
+  try {
+    const path = "/jobs/" + encodeURIComponent(page.jobId);
+    const job = kind === "cancel" ? await api(path, { method: "DELETE" }) : await api(path + "/resume", { method: "POST", body: {} });
+    if (!page.alive()) return;
+    say($("job-action-error"), "");
+    renderJob(job);
+    if (!page.polling && !DONE.has(job.status)) {
+      poll(page).catch((error) => page.alive() && say($("job-action-error"), String(error.message || error)));
+    }
+  } catch (error) {
+    if (!page.alive()) return;
+    const words = error instanceof ApiError ? `The server refused: ${error.message}` : String(error.message || error);
+    say($("job-action-error"), words);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function poll(page) {
+  page.polling = true;
+  try {
+    for (;;) {
+      const job = await api("/jobs/" + encodeURIComponent(page.jobId));
+      if (!page.alive()) return;
+      renderJob(job);
+      show("job-page");
+      if (DONE.has(job.status)) return;
+      await sleep(POLL_MS);
+      if (!page.alive()) return;
+    }
+  } finally {
+    page.polling = false;
+  }
 }
 
 export async function showJob(alive, jobId) {
-  for (;;) {
-    const job = await api("/jobs/" + encodeURIComponent(jobId));
-    if (!alive()) return;
-    renderJob(job);
-    show("job-page");
-    if (DONE.has(job.status)) return;
-    await sleep(POLL_MS);
-    if (!alive()) return;
-  }
+  current = { jobId, alive, polling: false };
+  if ($("job-action-error")) say($("job-action-error"), "");
+  await poll(current);
 }
