@@ -115,12 +115,6 @@ class ModelConfig:
     # calibrated on the last N windows whose truth was observed before it (val, then test, then the history
     # a forecast is given)
     calibration_window: int | None = None
-    # SegRNN: steps per segment of the lookback, each segment embedded into one recurrent step (1..lookback;
-    # 1 = one step per time step). A lookback not a multiple of it is padded at its oldest end
-    segment: int = 1
-    # models.registry.DECODERS: direct (the last state -> every horizon step) or parallel (one recurrent step per
-    # horizon segment of model.segment steps, from the encoder's state, with learned position embeddings)
-    decoder: str = "direct"
 
     def settle(self, panel: bool, season_length: int, lookback: int) -> ModelConfig:
         """Replace ``auto`` (in place; returned for chaining): a panel trains from the seasonal naive forecast
@@ -154,6 +148,14 @@ class TrainerConfig:
 class TrackingConfig:
     uri: str = "sqlite:///mlruns/mlflow.db"  # MLFLOW_TRACKING_URI wins when set
     experiment: str = "splineforecast"
+    register: str | None = None  # a registered model name: a trained run's model becomes a version of it
+    alias: str | None = None  # with register: the alias set on that version (models:/NAME@ALIAS)
+
+    def __post_init__(self) -> None:
+        """Refuse an alias without a model, bad names, and a registry on a store without one (CONFIG_ERROR)."""
+        from splineforecast.lineage import check_registry
+
+        check_registry(self.register, self.alias, tracking_uri(self.uri))
 
 
 @dataclass

@@ -32,6 +32,7 @@ from splineforecast.evaluation import TestForecast, forecast_test, predict_with_
 from splineforecast.files import write_bytes
 from splineforecast.forecast_table import test_forecast_frame, to_csv
 from splineforecast.limits import check_resumable
+from splineforecast.lineage import run_inputs
 from splineforecast.models.module import ForecastModule
 from splineforecast.models.spec import DataSpec
 from splineforecast.pipeline_panel import preprocess_panel, score_panel, write_panel_report
@@ -48,7 +49,7 @@ from splineforecast.records import (
 )
 from splineforecast.report import plot_forecast, render_report
 from splineforecast.serving import load_run_forecaster
-from splineforecast.tracking import Tracker, log_model, resolve_uri, tracked_run, ui_command
+from splineforecast.tracking import Tracker, log_inputs, log_model, register_model, resolve_uri, tracked_run, ui_command
 from splineforecast.training import EpochMetrics, GracefulStop, TrainResult, checkpoint_result, fit, interruptible
 from splineforecast.uncertainty import calibrate
 from splineforecast.windows import WindowDataModule
@@ -304,12 +305,16 @@ def _write_config(cfg: Config, overrides: list[str], paths: RunPaths) -> None:
     paths.write_config(resolved, OmegaConf.to_yaml(OmegaConf.create(list(overrides))))
 
 
-def _log_outputs(tracker: Tracker, paths: RunPaths, result: EvalResult | None) -> None:
+def _log_outputs(tracker: Tracker, paths: RunPaths, result: EvalResult | None, cfg: Config) -> None:
     for local, artifact_path in paths.mlflow_layout(trained=result is not None):
         tracker.log_artifacts(local, artifact_path)
     if result is not None:
         tracker.log_metrics(result.mlflow_metrics())
         log_model(tracker, paths)  # the pyfunc model `model`: runs:/<id>/model
+        name, alias = cfg.tracking.register, cfg.tracking.alias
+        version = register_model(tracker, name, alias) if name else ""
+        if version:
+            print(f"registered:    models:/{name}/{version}" + (f" (models:/{name}@{alias})" if alias else ""))
 
 
 # per-invocation settings, not properties of the experiment
@@ -353,9 +358,12 @@ def run(
             if checked.raw is not None:
                 fitted = None if trained_by is None else read_preprocessor_state(trained_by.preprocessor_json)
                 preprocess(cfg, paths, checked.raw, fitted)
+            inputs = None
             if cfg.stage in ("all", "train"):
                 inputs = checked.processed or check_processed(cfg, paths, paths.processed(cfg.data.processed))
+            log_inputs(tracker, *run_inputs(cfg, paths, checked.raw, inputs))  # MLflow datasets, input example
+            if inputs is not None:
                 result = train(cfg, paths, tracker, inputs, stop, trained_by)
-            _log_outputs(tracker, paths, result)
+            _log_outputs(tracker, paths, result, cfg)
             tracker.mark_done(cfg.stage)
     return RunResult(paths.run_id, tracker.mlflow_run_id, uri, ui_command(uri), tracker.ui_url, result)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.metadata
 import logging
 import os
 import random
@@ -20,18 +19,19 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, Run, RunStatus
 
-from splineforecast import __version__
 from splineforecast.artifacts import RunPaths
 from splineforecast.config import sqlite_path, tracking_uri
-from splineforecast.data.panel import WIDE_SERIES_COLUMN
 from splineforecast.errors import ContractError, ErrorCode, Interrupted
 from splineforecast.files import file_lock
-from splineforecast.uncertainty import quantile_columns
+from splineforecast.lineage import CONTEXT_TAG, DatasetRecord, model_signature, pip_requirements, source_tags
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RUN_ID_TAG = "splineforecast.run_id"
 STAGES_TAG = "splineforecast.stages_done"
@@ -47,6 +47,7 @@ SWEEP_TAG = "splineforecast.sweep"
 SWEEP_PARENT_TAG = "splineforecast.sweep_parent"  # on a sweep's parent run: a hash of the sweep folder
 SWEEP_DIR_TAG = "splineforecast.sweep_dir"  # on a sweep's parent run: the sweep folder (jobs carry SWEEP_TAG)
 PARENT_RUN_TAG = "mlflow.parentRunId"  # the MLflow UI nests a run under this one
+REGISTERED_TAG = "splineforecast.registered_model"  # NAME/VERSION of the run's model in the registry
 _PARAM_LIMIT = 6000  # MLflow's longest param value
 _RETRIES = 10  # attempts of one store call while sqlite is locked (backoff 0.1 s doubling to 5 s: ~25 s)
 _T = TypeVar("_T")
@@ -147,7 +148,8 @@ class Tracker:
     def __init__(self, uri: str, experiment: str, run_id: str, tags: dict[str, str] | None = None) -> None:
         logging.getLogger("mlflow").setLevel(logging.WARNING)
         logging.getLogger("alembic").setLevel(logging.WARNING)
-        self.uri, self.run_id, self.tags = uri, run_id, tags or {}
+        self.uri, self.run_id, self.tags = uri, run_id, {**source_tags(), **(tags or {})}
+        self.example: pd.DataFrame | None = None  # the model's input example (log_inputs)
         # one process at a time creates or migrates a sqlite store and creates the experiment:
         # parallel jobs on a fresh store would otherwise race ("table already exists", "database is locked")
         with _lock(_store_lock(uri)):
@@ -305,52 +307,79 @@ def tracked_run(tracker: Tracker) -> Iterator[Tracker]:
     tracker.end("FINISHED")
 
 
-def pip_requirements() -> list[str]:
-    """The runtime requirements of the served model: this package and its own dependencies."""
-    try:
-        requires = importlib.metadata.requires("splineforecast") or []
-    except importlib.metadata.PackageNotFoundError:
-        requires = []
-    return [f"splineforecast=={__version__}", *(r for r in requires if "extra ==" not in r)]
+def log_inputs(tracker: Tracker, records: list[DatasetRecord], example: pd.DataFrame | None = None) -> None:
+    """Log the run's datasets (each once: a resumed run logs none twice), and keep the model's input example."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    if example is not None:
+        tracker.example = example
+    run = tracker.client.get_run(tracker.mlflow_run_id)
+    logged = {(d.dataset.name, d.dataset.digest) for d in (run.inputs.dataset_inputs if run.inputs else [])}
+    new = [r for r in records if (r.name, r.digest) not in logged]
+    if new:
+        inputs = [DatasetInput(Dataset(**r.fields()), [InputTag(CONTEXT_TAG, r.context)]) for r in new]
+        tracker.client.log_inputs(tracker.mlflow_run_id, datasets=inputs)
 
 
 def log_model(tracker: Tracker, paths: RunPaths) -> str:
     """Log the run's pyfunc model as the run artifact ``model`` (models from code: nothing is pickled).
 
-    The model is saved with ``mlflow.pyfunc.save_model`` from ``pyfunc_model.py``, the preprocessor,
-    the best checkpoint and serving.json, then logged into the run's artifacts:
-    ``mlflow.pyfunc.load_model("runs:/<id>/model").predict(history)`` returns the forecast frame of
-    :func:`splineforecast.serving.forecast`.
+    Saved by ``mlflow.pyfunc.save_model`` from ``pyfunc_model.py``, the preprocessor, best checkpoint and
+    serving.json, with :func:`lineage.model_signature` and the input example :func:`log_inputs` kept:
+    ``mlflow.pyfunc.load_model("runs:/<id>/model").predict(history)`` is :func:`splineforecast.serving.forecast`.
 
     Returns:
         The model URI (``runs:/<MLflow run id>/model``).
     """
     import mlflow.pyfunc
     from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, Schema
 
     # MLflow copies each model file with a progress bar unless told otherwise (a user's setting wins)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     settings = paths.read_serving()
-    # no input schema: the history's columns and cell types vary (text or numbers, gaps), and
-    # `forecast` checks them; the output schema documents the forecast frame
-    columns = [ColSpec("datetime", settings.time_column), ColSpec("long", "step"), ColSpec("double", settings.target)]
-    columns += [ColSpec("double", c) for c in quantile_columns(settings.target, settings.quantiles or [])]
-    series = settings.series_column or (WIDE_SERIES_COLUMN if settings.wide else None)  # a panel: per series
-    outputs = Schema([*([ColSpec("string", series)] if series else []), *columns])
     files = {"preprocessor": paths.preprocessor_json, "checkpoint": paths.best_ckpt, "settings": paths.serving_json}
     if paths.calibration_json.is_file():
         files["calibration"] = paths.calibration_json
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        # the history differs per call (length, gaps), so there is no one input example
-        warnings.filterwarnings("ignore", message=".*An input example was not provided")
+        warnings.filterwarnings("ignore", message=".*An input example was not provided")  # stage=train, covariates
         saved = Path(tmp) / MODEL_ARTIFACT_PATH
         mlflow.pyfunc.save_model(
             saved,
             python_model=str(PYFUNC_CODE),
             artifacts={k: str(v) for k, v in files.items()},
             pip_requirements=pip_requirements(),
-            signature=ModelSignature(inputs=None, outputs=outputs),
+            signature=ModelSignature.from_dict(model_signature(settings)),
+            input_example=tracker.example,
         )
         tracker.log_artifacts(saved, MODEL_ARTIFACT_PATH)
     return f"runs:/{tracker.mlflow_run_id}/{MODEL_ARTIFACT_PATH}"
+
+
+def register_model(tracker: Tracker, name: str, alias: str | None) -> str:
+    """Register the run's model as a version of ``name`` (once: a resumed run finds its version), point ``alias``
+    at it, return the version; a backtest's fold registers nothing. A registry's refusal is RUNNER_EXEC_ERROR."""
+    from mlflow.exceptions import MlflowException
+
+    if tracker.tags.get(BACKTEST_TAG):
+        return ""
+    client, run_id = tracker.client, tracker.mlflow_run_id
+    try:
+        try:
+            client.create_registered_model(name)
+        except MlflowException as exc:  # registered by an earlier run, or by a parallel job of its sweep
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        found = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+        source = f"{client.get_run(run_id).info.artifact_uri}/{MODEL_ARTIFACT_PATH}"
+        version = found[0].version if found else client.create_model_version(name, source, run_id).version
+        if alias:
+            client.set_registered_model_alias(name, alias, str(version))
+    except MlflowException as exc:
+        raise ContractError(
+            ErrorCode.RUNNER_EXEC_ERROR,
+            f"registering the model of run_id {tracker.run_id} as `{name}` in {tracker.uri} failed: {exc.message}; "
+            "the model registry needs a database-backed store (sqlite:///...) or an MLflow server",
+            type(exc).__name__,
+        ) from exc
+    tracker.log_tags({REGISTERED_TAG: f"{name}/{version}"})
+    return str(version)
