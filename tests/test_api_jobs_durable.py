@@ -267,6 +267,24 @@ def test_a_job_past_its_time_limit_is_stopped_and_timed_out(tmp_path: Path, monk
     assert 1 <= view["ended"] - view["started"] < 30
 
 
+def test_a_server_shutdown_interrupts_running_jobs_and_keeps_queued_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with client_for(tmp_path, max_jobs=1) as client:  # its lifespan: the app's shutdown when the block ends
+        running = client.post("/api/v1/jobs", json=LONG, headers=AUTH).json()["job_id"]
+        waiting = client.post("/api/v1/jobs", json=SHORT, headers=AUTH).json()["job_id"]
+        deadline = time.monotonic() + 30
+        while getattr(JobStore(tmp_path / "state" / "jobs.db").get(running), "pid", None) is None:  # spawned yet?
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    store = JobStore(tmp_path / "state" / "jobs.db")
+    stopped, kept = store.get(running), store.get(waiting)
+    assert stopped is not None and stopped.status == "interrupted" and stopped.exit_code == 143
+    assert stopped.error is not None and stopped.error["error"]["type"] == "ServerShutdown"
+    assert kept is not None and kept.status == "queued" and kept.started is None and kept.attempts == 0
+
+
 @pytest.mark.slow  # a new interpreter imports the app: seconds
 def test_a_second_server_on_the_same_state_folder_is_refused(tmp_path: Path) -> None:
     client_for(tmp_path)  # this process holds the state folder now
