@@ -25,6 +25,14 @@ XSS = '<img src=x onerror="window.__xss=1">'
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 AXE = Path(__file__).parent / "fixtures" / "axe" / "axe.min.js"  # test-only, scripts/vendor_axe.sh
 BLOCKING = ("serious", "critical")
+WIDE = {"width": 1280, "height": 800}  # a laptop's window
+NARROW = {"width": 390, "height": 800}  # a phone's, or a narrow side-by-side window
+# the focused element, named by its id, its sort column, its aria-label or its text
+FOCUSED = """(() => {
+  const a = document.activeElement;
+  const th = a.closest("th[data-key]");
+  return a.id || (th ? "sort:" + th.dataset.key : a.getAttribute("aria-label") || a.textContent.trim());
+})()"""
 WATCH = """
 window.__violations = [];
 document.addEventListener("securitypolicyviolation", (e) => window.__violations.push(e.violatedDirective));
@@ -33,10 +41,13 @@ document.addEventListener("securitypolicyviolation", (e) => window.__violations.
 
 @contextmanager
 def serve(root: Path, cli: Cli, **env: str) -> Iterator[str]:
-    """``python -m splineforecast.api`` on a free loopback port over ``cli``'s store; yields its base URL."""
+    """``python -m splineforecast.api`` on a free loopback port over ``cli``'s store; yields its base URL.
+
+    Each server keeps its jobs and uploads in a state folder of its own (one server holds a folder at a time)."""
     port = find_free_port()
     full = {k: v for k, v in os.environ.items() if not k.startswith(("SPLINE_", "MLFLOW_"))}
-    full.update(SPLINE_ARTIFACT_ROOT=str(cli.artifacts), SPLINE_TRACKING_URI=cli.tracking_uri, **env)
+    full.update(SPLINE_ARTIFACT_ROOT=str(cli.artifacts), SPLINE_TRACKING_URI=cli.tracking_uri)
+    full.update(SPLINE_API_STATE_DIR=str(root / f"api-state-{port}"), **env)
     log_path = root / f"server-{port}.log"
     with log_path.open("w") as log:
         argv = [sys.executable, "-m", "splineforecast.api", "--host", "127.0.0.1", "--port", str(port)]
@@ -71,7 +82,7 @@ def api(base: str, path: str, body: Any = None) -> Any:
 
 
 def new_page(browser: Any) -> tuple[Any, list[str]]:
-    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page = browser.new_page(viewport=WIDE)
     page.set_default_timeout(10_000)  # the page answers in well under a second here
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -171,3 +182,37 @@ def look(page: Any, out: Path, name: str) -> None:
         print(f"axe {name}: {v['impact']} {v['id']}: {v['help']} ({len(v['nodes'])} nodes)")
     blocking = [(v["id"], [n["target"] for n in v["nodes"]]) for v in found if v["impact"] in BLOCKING]
     assert blocking == [], f"{name}: {blocking}"
+
+
+def sideways(page: Any) -> tuple[int, int]:
+    """``(the page's scroll width, the window's width)``: the page scrolls sideways when the first is larger."""
+    width, window = page.evaluate("[document.scrollingElement.scrollWidth, window.innerWidth]")
+    return int(width), int(window)
+
+
+def check_narrow(page: Any, out: Path, name: str, ready: str) -> None:
+    """The page opened again in a narrow window (``NARROW``; ``ready``: a selector it shows once drawn): no
+    sideways scroll, and a screenshot ``<name>-narrow.png``. The window is wide again afterwards."""
+    page.set_viewport_size(NARROW)
+    page.reload()
+    page.locator(ready).first.wait_for()
+    width, window = sideways(page)
+    screenshot(page, out, f"{name}-narrow")
+    page.set_viewport_size(WIDE)
+    assert width <= window, f"{name}: {width} px wide in a {window} px window"
+
+
+def tab_stops(page: Any, count: int) -> list[str]:
+    """Where ``count`` presses of Tab put the focus, from where it is (a page just loaded: its start), each
+    stop named by its id, its sort column (``sort:<key>``), its aria-label or its text."""
+    stops = []
+    for _ in range(count):
+        page.keyboard.press("Tab")
+        stops.append(str(page.evaluate(FOCUSED)))
+    return stops
+
+
+def focus_ring(page: Any) -> tuple[str, str]:
+    """The focused element's outline: ``(style, width)``."""
+    ring = page.evaluate("(s => [s.outlineStyle, s.outlineWidth])(getComputedStyle(document.activeElement))")
+    return str(ring[0]), str(ring[1])

@@ -133,6 +133,8 @@ def test_modules_are_served_and_import_only_each_other(prod: TestClient) -> None
         imported |= {t.removeprefix("./") for t in targets}
         assert len(code.splitlines()) <= 400, name
     assert imported == set(modules)  # each module is imported (main.js by the page) and each import exists
+    preloaded = {str(a["href"]) for t, a in _page(prod).tags if t == "link" and a.get("rel") == "modulepreload"}
+    assert preloaded == {f"/static/js/{name}" for name in modules if name != "main.js"}  # fetched at once
 
 
 def test_scripts_use_no_html_sinks() -> None:

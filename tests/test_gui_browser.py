@@ -1,56 +1,41 @@
 """The GUI in a real browser: uvicorn on 127.0.0.1 (dev and prod), a tiny trained run, headless Chromium.
 
 Runs, Run, Compare (the trained run and one job trained through the New job form) and the job pages
-(refusals, a failed and a finished job); tests/test_gui_browser_data.py has Forecast and Data. The server,
-the run and the browser come from tests/gui_helpers.py (Playwright driving the system Chromium).
+(refusals, a failed and a finished job); an empty store (its loading line and empty state), then 200 runs
+(timed, by keyboard); each page also in a narrow window. tests/test_gui_browser_data.py has Forecast and
+Data. The server, the run and the browser are tests/gui_fixtures.py's, over tests/gui_helpers.py
+(Playwright driving the system Chromium).
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import Cli
 from gui_helpers import (
+    FOCUSED,
     RUN_ID,
     TOKEN,
     XSS,
     api,
     assert_inert,
-    chromium,
-    dev_server,
+    check_narrow,
+    focus_ring,
     look,
     new_page,
     refused_fetches,
     rows,
     screenshot,
     serve,
-    train_tiny_run,
+    tab_stops,
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, migrated_store: Path) -> tuple[Path, Cli, float]:
-    return train_tiny_run(tmp_path_factory, migrated_store)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture(scope="module")
-def dev(trained: tuple[Path, Cli, float]) -> Iterator[str]:
-    """One dev-mode server over the trained run for the module's dev tests; yields its base URL."""
-    with dev_server(trained) as base:
-        yield base
+pytest_plugins = ["gui_fixtures"]  # trained, browser, dev
 
 
 def test_runs_table_run_page_and_untrusted_text_in_dev(
@@ -94,6 +79,7 @@ def test_runs_table_run_page_and_untrusted_text_in_dev(
     forecast = page.locator("#run-summary a", has_text="Forecast with this run").get_attribute("href")
     assert forecast == f"#/forecast?run={RUN_ID}"
     look(page, tmp_path, "run")
+    check_narrow(page, tmp_path, "run", "#test-chart .uplot canvas")
     assert_inert(page, errors)
     page.close()
 
@@ -158,6 +144,7 @@ def _check_form_refusals(page: Any, base: str, posts: list[str], out: Path) -> N
     page.locator("#job-form-error", has_text="Hidden Size must be from 1 to 512, got 0").wait_for()
     assert posts == [] and page.locator("#job-hidden_size").get_attribute("aria-invalid") == "true"
     look(page, out, "new-job")
+    check_narrow(page, out, "new-job", "#job-hidden_size")
 
     page.fill("#job-hidden_size", "4")
     page.evaluate("document.getElementById('job-dataset').append(new Option('gone', 'gone'))")
@@ -182,6 +169,7 @@ def _check_failed_job(page: Any, base: str, out: Path) -> None:
     words = page.locator("#job-error-words").text_content()
     assert words == f"The training run failed with exit code 26 (INSUFFICIENT_DATA_ERROR): {shown['message']}"
     look(page, out, "job-failed")
+    check_narrow(page, out, "job-failed", "#job-error")
 
 
 def _finish_job(page: Any, base: str, polls: list[float], out: Path) -> str:
@@ -221,6 +209,7 @@ def _check_compare(page: Any, base: str, job: str, out: Path) -> None:
     mae = page.locator("#compare-metrics tbody tr").first.locator("td").all_text_contents()
     assert mae[0] == "mae" and len(mae) == 1 + 2 * 3  # each run: the model, naive, seasonal naive
     look(page, out, "compare")
+    check_narrow(page, out, "compare", "#compare-chart .uplot canvas")
     page.goto(f"{base}/#/compare?runs={RUN_ID},{RUN_ID}")  # one run, twice
     page.locator("#notice", has_text="Compare takes 2 to 4 different runs; this link names 1.").wait_for()
     assert page.locator("#compare-page").is_hidden()
@@ -251,20 +240,86 @@ def _plant_runs(cli: Cli, count: int) -> list[str]:
     return run_ids
 
 
-def test_runs_page_with_200_runs_becomes_interactive(
+def _check_empty_store(page: Any, base: str, out: Path) -> None:
+    """No run yet: a loading line while the listing is on its way, then the empty state naming the command."""
+    held: list[Any] = []
+    listing = re.compile(r"/api/v1/runs\?")
+    page.route(listing, lambda route: held.append(route))  # the listing waits until the loading line was seen
+    page.goto(f"{base}/#/runs")
+    page.locator("#loading").wait_for()
+    assert page.locator("#loading").text_content() == "Loading…" and page.locator("#runs-page").is_hidden()
+    for _ in range(100):  # the route's handler runs while this thread waits on the page
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert len(held) == 1
+    held[0].continue_()
+    page.unroute(listing)
+    page.locator("#runs-empty").wait_for()
+    assert page.locator("#loading").is_hidden()
+    assert "python -m splineforecast data=tiny trainer=smoke" in str(page.locator("#runs-empty").text_content())
+    assert page.locator("#runs-empty a").get_attribute("href") == "#/jobs/new"
+    assert page.locator("#runs-table").is_hidden() and page.locator("#runs-no-match").is_hidden()
+    look(page, out, "runs-empty")
+    check_narrow(page, out, "runs-empty", "#runs-empty")
+
+
+def _check_keyboard(page: Any, out: Path) -> None:
+    """The Runs page by keyboard: Tab reaches the header, the filters, the table and its sort buttons, with a
+    visible ring; Enter sorts, Enter on a run's link opens it with the focus on its heading."""
+    stops = tab_stops(page, 10)
+    assert stops == [
+        "home",
+        "Runs",
+        "New job",
+        "Data",
+        "Forecast",
+        "status-filter",
+        "search",
+        "Runs",  # the table's scroll box (a region named Runs)
+        "sort:run_id",
+        "sort:status",
+    ], stops
+    page.keyboard.press("Shift+Tab")
+    assert page.evaluate(FOCUSED) == "sort:run_id" and focus_ring(page) == ("solid", "2px")
+    page.keyboard.press("Enter")
+    assert page.locator("#runs-table th[data-key=run_id]").get_attribute("aria-sort") == "ascending"
+    assert rows(page)[:2] == ["bulk-000", "bulk-001"]
+    page.locator("#runs-table tbody a").first.focus()
+    page.keyboard.press("Enter")
+    page.locator("#run-title", has_text="Run bulk-000").wait_for()
+    assert page.evaluate("document.activeElement.id") == "run-title"  # the new page's heading
+    notes = [page.locator(f"#{n}-note").text_content() for n in ("metrics", "params", "artifacts")]
+    assert notes == [
+        "No metrics yet: the run has not reached its evaluation (or it failed before it).",
+        "No params recorded for this run.",
+        "No artifacts yet: a run logs them as its stages end.",
+    ]
+    look(page, out, "run-empty")
+
+
+def test_runs_page_empty_then_with_200_runs_by_keyboard_and_in_a_narrow_window(
     browser: Any, tmp_path_factory: pytest.TempPathFactory, migrated_store: Path, tmp_path: Path
 ) -> None:
     root = tmp_path_factory.mktemp("gui-200")
     cli = Cli(root)
     cli.seed_store(migrated_store)
-    began = time.monotonic()
-    planted = _plant_runs(cli, 200)
-    print(f"planted 200 runs in {time.monotonic() - began:.1f} s")
     with serve(root, cli, SPLINE_DEV_MODE="1") as base:
+        began = time.monotonic()
+        assert api(base, "/runs?limit=1000")["runs"] == []
+        print(
+            f"first GET /api/v1/runs, at once after the server's start (empty store): {time.monotonic() - began:.2f} s"
+        )
+        page, errors = new_page(browser)
+        _check_empty_store(page, base, tmp_path)
+        page.close()
+        began = time.monotonic()
+        planted = _plant_runs(cli, 200)
+        print(f"planted 200 runs in {time.monotonic() - began:.1f} s")
         began = time.monotonic()
         assert len(api(base, "/runs?limit=1000")["runs"]) == 200
         print(f"GET /api/v1/runs?limit=1000 with 200 runs: {time.monotonic() - began:.2f} s")
-        page, errors = new_page(browser)
+        page, more = new_page(browser)
         start = time.monotonic()
         page.goto(f"{base}/#/runs")
         page.locator("#runs-table tbody tr:nth-child(200)").wait_for()
@@ -274,8 +329,13 @@ def test_runs_page_with_200_runs_becomes_interactive(
         interactive = time.monotonic() - start
         print(f"Runs page, 200 runs on loopback: listed in {listed:.2f} s, search answered at {interactive:.2f} s")
         assert sorted(rows(page)) == planted[190:]
+        page.fill("#search", "bulk-2")
+        assert rows(page) == [] and page.locator("#runs-no-match").is_visible()
         page.fill("#search", "")
         assert sorted(rows(page)) == planted  # every run, none twice
         screenshot(page, tmp_path, "runs-200")  # the Runs page's accessibility check is the first test's
-        assert page.evaluate("window.__violations") == [] and errors == []
+        check_narrow(page, tmp_path, "runs-200", "#runs-table tbody tr:nth-child(200)")
+        _check_keyboard(page, tmp_path)
+        check_narrow(page, tmp_path, "run-empty", "#artifacts-note")
+        assert page.evaluate("window.__violations") == [] and errors == more == []
         page.close()

@@ -1,47 +1,27 @@
 """The GUI's Forecast and Data pages in a real browser: uvicorn on 127.0.0.1, a tiny trained run, headless
 Chromium. Forecast: pasted and picked CSV, table, download, refusals. Data: a picked CSV kept and offered by
-the job form, a refusal in the CLI's words. The server, the run and the browser come from tests/gui_helpers.py.
+the job form, a refusal in the CLI's words. Each page also in a narrow window. The server, the run and the
+browser are tests/gui_fixtures.py's, over tests/gui_helpers.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Cli
 from gui_helpers import (
     RUN_ID,
     XSS,
     api,
-    chromium,
-    dev_server,
+    check_narrow,
     look,
     new_page,
     refused_fetches,
-    train_tiny_run,
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, migrated_store: Path) -> tuple[Path, Cli, float]:
-    return train_tiny_run(tmp_path_factory, migrated_store)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture(scope="module")
-def dev(trained: tuple[Path, Cli, float]) -> Iterator[str]:
-    """One dev-mode server over the trained run for the module's dev tests; yields its base URL."""
-    with dev_server(trained) as base:
-        yield base
+pytest_plugins = ["gui_fixtures"]  # trained, browser, dev
 
 
 def _csv_text() -> str:
@@ -115,6 +95,7 @@ def test_forecast_from_pasted_csv_with_table_download_and_refusals(browser: Any,
     page.click("#forecast-submit")
     page.locator("#forecast-error", has_text="quoted cells are not read").wait_for()
     look(page, tmp_path, "forecast-refused")
+    check_narrow(page, tmp_path, "forecast", "#forecast-page")
     assert page.evaluate("window.__violations") == [] and refused_fetches(errors) == []
     page.close()
 
@@ -169,6 +150,7 @@ def test_data_page_keeps_a_csv_the_job_form_offers_and_shows_the_cli_refusal(
     words = f"The server refused the upload: DATA_SCHEMA_ERROR (exit code 28): {message}"
     assert page.locator("#data-error").text_content() == words and page.locator("#data-result").is_hidden()
     look(page, tmp_path, "data-refused")
+    check_narrow(page, tmp_path, "data", "#data-table tbody tr")
     assert "co2_bad" not in api(dev, "/datasets")["datasets"]
     assert page.evaluate("window.__violations") == [] and refused_fetches(errors) == []
     page.close()

@@ -3,7 +3,7 @@
 // (rows, columns, span) or the CLI's refusal (its column and line), shown as text. Below: the uploaded
 // data sets, each with a link to the New job form with it chosen.
 import { ApiError, api } from "./api.js";
-import { $, el, fillTable, say, show } from "./dom.js";
+import { $, busy, el, fillTable, say, show } from "./dom.js";
 
 let maxBytes = null; // the server's SPLINE_MAX_UPLOAD_BYTES, from GET /datasets
 
@@ -24,7 +24,8 @@ export function summary(d) {
 function renderList(uploaded) {
   const rows = uploaded.map((d) => [d.name, d.time_column, d.target, d.rows, (d.columns || []).join(", "), d.start, d.end, d.freq, jobLink(d.name, "new job")]);
   fillTable($("data-table"), rows);
-  say($("data-none"), rows.length ? "" : "None yet.");
+  $("data-table").parentElement.hidden = rows.length === 0;
+  say($("data-none"), rows.length ? "" : "No data set uploaded yet: paste or pick a CSV above and press Upload.");
 }
 
 async function refresh() {
@@ -49,7 +50,7 @@ async function onSubmit(event) {
   const read = readForm($("data-name").value.trim(), $("data-time-column").value.trim(), $("data-target").value.trim(), $("data-csv").value);
   say($("data-error"), read.error);
   if (read.error) return;
-  $("data-submit").disabled = true;
+  const button = busy($("data-submit"), "Uploading…");
   try {
     const answer = await api("/datasets", { method: "POST", body: read.body });
     const kept = answer.dataset || {};
@@ -63,7 +64,7 @@ async function onSubmit(event) {
     const words = error instanceof ApiError ? `The server refused the upload: ${error.message}` : String(error.message || error);
     say($("data-error"), words);
   } finally {
-    $("data-submit").disabled = false;
+    button.done();
   }
 }
 

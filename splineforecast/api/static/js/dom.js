@@ -50,9 +50,43 @@ export function headRow(table, names) {
   table.tHead.replaceChildren(tr);
 }
 
-/** Shows the one section ``id`` of <main> and hides the others. */
+let focusNext = false; // the next page shown takes the focus (its heading): set when the user changed route
+
+/** The next page shown takes the focus, so that keyboard and screen reader users start on it. */
+export function focusNextPage() {
+  focusNext = true;
+}
+
+/** Shows the one section ``id`` of <main> (none for "") and hides the others and the loading line. */
 export function show(id) {
+  $("loading").hidden = true;
   for (const section of document.querySelectorAll("main > section")) section.hidden = section.id !== id;
+  const heading = id && focusNext ? $(id).querySelector("h2") : null;
+  if (!heading) return;
+  focusNext = false;
+  heading.tabIndex = -1;
+  heading.focus();
+}
+
+/** Hides the current page and says that the next one is loading (until ``show`` shows it). */
+export function loading() {
+  show("");
+  $("loading").hidden = false;
+}
+
+/** Disables ``button`` and shows ``words`` on it while a request is pending; ``done()`` restores it. */
+export function busy(button, words) {
+  const text = button.textContent;
+  button.disabled = true;
+  button.textContent = words;
+  button.setAttribute("aria-busy", "true");
+  return {
+    done() {
+      button.disabled = false;
+      button.textContent = text;
+      button.removeAttribute("aria-busy");
+    },
+  };
 }
 
 export function notice(message) {

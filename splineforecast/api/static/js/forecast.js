@@ -4,7 +4,7 @@
 // a CSV download (a Blob URL, revoked when replaced or the page is left).
 import { ApiError, api } from "./api.js";
 import { chart, dispose, orNull } from "./charts.js";
-import { $, el, fillTable, headRow, onLeave, say, show } from "./dom.js";
+import { $, busy, el, fillTable, headRow, onLeave, say, show } from "./dom.js";
 import { CsvError, parseCsv, toCsv } from "./csv.js";
 
 const state = { chart: null, url: null };
@@ -120,7 +120,7 @@ async function onSubmit(event) {
     if (error instanceof CsvError) return say($("forecast-error"), `The CSV could not be read: ${error.message}`);
     throw error;
   }
-  $("forecast-submit").disabled = true;
+  const button = busy($("forecast-submit"), "Forecasting…");
   try {
     const path = "/runs/" + encodeURIComponent(runId);
     const [run, answer] = await Promise.all([api(path), api(path + "/forecast", { method: "POST", body: history })]);
@@ -129,7 +129,7 @@ async function onSubmit(event) {
     const words = error instanceof ApiError ? `The server refused the forecast: ${error.message}` : String(error.message || error);
     say($("forecast-error"), words);
   } finally {
-    $("forecast-submit").disabled = false;
+    button.done();
   }
 }
 
@@ -159,7 +159,10 @@ export async function showForecast(alive, query) {
     ...finished.map((r) => el("option", `${r.run_id} · ${r.model || "–"} on ${r.dataset || "–"}`, { value: r.run_id })),
   );
   if (finished.some((r) => r.run_id === wanted)) $("forecast-run").value = wanted;
-  say($("forecast-runs-note"), finished.length ? "" : "No finished run yet: train one (New job) first.");
+  say(
+    $("forecast-runs-note"),
+    finished.length ? "" : "No finished run yet: train one first (New job, or python -m splineforecast on the command line).",
+  );
   clearResult();
   say($("forecast-error"), "");
   onLeave(clearResult);

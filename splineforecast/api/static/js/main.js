@@ -4,7 +4,7 @@
 import { Unauthorized, api, storeToken } from "./api.js";
 import { showCompare } from "./compare.js";
 import { setupData, showData } from "./data.js";
-import { $, enter, notice, show } from "./dom.js";
+import { $, enter, focusNextPage, loading, notice, show } from "./dom.js";
 import { setupForecast, showForecast } from "./forecast.js";
 import { setupJobs, showJob, showNewJob } from "./jobs.js";
 import { showRun } from "./run.js";
@@ -39,6 +39,7 @@ function onLogin(event) {
 async function route() {
   const alive = enter();
   notice("");
+  loading();
   const hash = location.hash.replace(/^#/, "") || "/runs";
   const cut = hash.indexOf("?");
   const [path, query] = cut < 0 ? [hash, ""] : [hash.slice(0, cut), hash.slice(cut + 1)];
@@ -74,7 +75,10 @@ document.addEventListener("DOMContentLoaded", () => {
   setupJobs();
   setupData();
   setupForecast();
-  window.addEventListener("hashchange", route);
+  window.addEventListener("hashchange", () => {
+    focusNextPage();
+    route();
+  });
   showVersion();
   route();
 });

@@ -2,7 +2,7 @@
 // step as a chart, the forecast on the test part over the actuals (testforecast.js), params and artifacts.
 import { api } from "./api.js";
 import { STEP_AXES, chart, stepData } from "./charts.js";
-import { $, el, fillTable, fmt, fmtTime, safeHttpUrl, show } from "./dom.js";
+import { $, el, fillTable, fmt, fmtTime, safeHttpUrl, say, show } from "./dom.js";
 import { renderTestForecast } from "./testforecast.js";
 
 const COLORS = { model: "#1f77b4", naive: "#d62728", seasonal_naive: "#2ca02c" };
@@ -23,6 +23,8 @@ function renderMetrics(run) {
   $("metrics-table").tHead.replaceChildren(head);
   const source = (c) => (c === "model" ? model : baselines[c]) || {};
   fillTable($("metrics-table"), names.map((n) => [n, ...columns.map((c) => fmt(source(c)[n]))]));
+  $("metrics-table").hidden = names.length === 0;
+  say($("metrics-note"), names.length ? "" : "No metrics yet: the run has not reached its evaluation (or it failed before it).");
 }
 
 function renderHorizon(run) {
@@ -56,8 +58,14 @@ function renderRun(run) {
   $("run-title").textContent = `Run ${run.run_id}`;
   renderSummary(run);
   renderMetrics(run);
-  fillTable($("params-table"), Object.entries(run.params || {}).sort(([a], [b]) => a.localeCompare(b)));
-  fillTable($("artifacts-table"), (run.artifacts || []).map((a) => [a.path, a.size]));
+  const params = Object.entries(run.params || {}).sort(([a], [b]) => a.localeCompare(b));
+  fillTable($("params-table"), params);
+  $("params-table").hidden = params.length === 0;
+  say($("params-note"), params.length ? "" : "No params recorded for this run.");
+  const artifacts = (run.artifacts || []).map((a) => [a.path, a.size]);
+  fillTable($("artifacts-table"), artifacts);
+  $("artifacts-table").hidden = artifacts.length === 0;
+  say($("artifacts-note"), artifacts.length ? "" : "No artifacts yet: a run logs them as its stages end.");
   show("run-page");
   renderHorizon(run);
   renderTestForecast(run);

@@ -84,8 +84,12 @@ function renderSelection() {
 
 function renderRunsTable() {
   const rows = visibleRows();
+  const none = state.runs.length === 0;
   $("runs-table").tBodies[0].replaceChildren(...rows.map(runsTableRow));
   $("runs-count").textContent = `${rows.length} of ${state.runs.length} runs`;
+  $("runs-empty").hidden = !none;
+  $("runs-no-match").hidden = none || rows.length > 0;
+  $("runs-table").parentElement.hidden = rows.length === 0;
   for (const th of $("runs-table").tHead.rows[0].cells) {
     if (!th.dataset.key) continue;
     const sorted = th.dataset.key === state.sortKey;
