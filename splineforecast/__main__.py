@@ -29,9 +29,17 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 from splineforecast.config import Config, config_dir, register_configs
 from splineforecast.contracts import check
 from splineforecast.errors import ContractError, ErrorCode, Interrupted, to_payload
+from splineforecast.files import disk_full, disk_full_message
 
 SUMMARY_METRICS = ("mae", "rmse", "mape", "mase", "r2")
 NEW_RUN_STAGES = ("all", "preprocess", "backtest")  # the stages that start a run, so may name it themselves
+# an MLflow server that does not answer fails a call in seconds, not MLflow's minutes (7 retries, backoff 2,
+# a 120 s timeout); a value set in the environment wins
+MLFLOW_HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
+}
 
 
 class JobFailed(BaseException):
@@ -196,6 +204,9 @@ def _classify(exc: BaseException) -> tuple[ErrorCode, str]:
         return ErrorCode.INTERRUPTED, f"{exc}; last.ckpt is saved: run the same command again to resume"
     if isinstance(exc, KeyboardInterrupt):
         return ErrorCode.INTERRUPTED, "interrupted"
+    full = disk_full(exc)  # also under another library's exception
+    if full is not None:
+        return ErrorCode.RUNNER_EXEC_ERROR, disk_full_message(full)
     if isinstance(exc, OSError):
         return ErrorCode.RUNNER_EXEC_ERROR, f"I/O error: {exc}"
     return ErrorCode.RUNNER_EXEC_ERROR, f"{type(exc).__name__}: {exc}"
@@ -220,6 +231,8 @@ def main() -> int:
     Anything else (composition, the command line, a sweeper giving up) is reported here.
     """
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let exceptions reach us instead of Hydra's exit 1
+    for name, value in MLFLOW_HTTP_DEFAULTS.items():  # read by MLflow at each request, and by the jobs' workers
+        os.environ.setdefault(name, value)
     register_configs()
     try:
         _task()

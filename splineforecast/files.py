@@ -1,14 +1,19 @@
-"""File mechanics under the artifact layer: atomic writes, JSON reads and file locks.
+"""File mechanics under the artifact layer: atomic writes, JSON reads, file locks and full disks.
 
 Writes go to a temp file in the same folder, then ``os.replace``: a kill never leaves half a file.
 Files get the permissions of an ordinary ``open`` (``0o666`` less the umask), not the temp file's 0600.
+A write that finds the disk full removes its temp file and raises ``OSError(ENOSPC)`` naming the file;
+:func:`disk_full_message` says which file, how much room is left there and what to do.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,6 +21,9 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)  # no space left, quota exceeded
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[^.]+\.tmp$")  # .<name>.<random or pid>.tmp: the temp files of a write
 
 
 def _umask() -> int:
@@ -34,8 +42,10 @@ def _atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS and not exc.filename:
+            raise OSError(exc.errno, os.strerror(exc.errno), str(path)) from exc  # a file handle's error names no file
         raise
 
 
@@ -83,3 +93,46 @@ def file_lock(path: Path, blocking: bool = True) -> Iterator[int]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def disk_full(exc: BaseException) -> OSError | None:
+    """The ``OSError`` of a full disk (ENOSPC, EDQUOT) that ``exc`` is or was raised from, else None."""
+    seen: BaseException | None = exc
+    for _ in range(16):
+        if seen is None:
+            return None
+        if isinstance(seen, OSError) and seen.errno in DISK_FULL_ERRNOS:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _size(n: int) -> str:
+    """``n`` bytes for a person: ``512 bytes``, ``268.0 KiB``, ``1.5 GiB``."""
+    value, unit = float(n), "bytes"
+    for larger in ("KiB", "MiB", "GiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, larger
+    return f"{n} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+
+
+def disk_full_message(err: OSError) -> str:
+    """What a full disk stopped: the file being written (not its temp name), the room left there, the fix."""
+    target = Path(str(err.filename2 or err.filename or ""))  # a copy's error names its source, then its target
+    match = _TEMP_NAME.match(target.name)
+    if match:
+        target = target.with_name(match["name"])
+    where = target if str(target) not in ("", ".") else Path.cwd()
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        room = f"{_size(shutil.disk_usage(where).free)} free on its file system"
+    except OSError:
+        room = "free space unknown"
+    named = f"`{target}`" if str(target) not in ("", ".") else "a file"
+    return (
+        f"disk full: could not write {named} ({room}; {os.strerror(err.errno or errno.ENOSPC)}). Free space "
+        "there, or point paths.artifacts (and the tracking store) at a disk with room, then run the same command "
+        "again: the files written before are kept"
+    )
