@@ -3,6 +3,10 @@
 Parallel jobs (``hydra/launcher=joblib``) share one store safely: a fresh sqlite store is created and
 migrated by one process under a file lock beside the database, store calls are retried while sqlite
 reports "database is locked", and the jobs of a sweep are nested under one parent run per sweep folder.
+
+A tracking server that does not answer is :class:`StoreUnreachable` (exit 24, naming its URI). Metrics
+logged while it is away are kept and sent later (when the stage is marked done at the latest), so training
+goes on and writes its local files; the run fails at its next other call, and a rerun continues the same run.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from splineforecast.config import sqlite_path, tracking_uri
 from splineforecast.errors import ContractError, ErrorCode, Interrupted
 from splineforecast.files import file_lock
 from splineforecast.lineage import CONTEXT_TAG, DatasetRecord, model_signature, pip_requirements, source_tags
+from splineforecast.store_errors import StoreUnreachable, unreachable_reason
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -50,6 +55,7 @@ PARENT_RUN_TAG = "mlflow.parentRunId"  # the MLflow UI nests a run under this on
 REGISTERED_TAG = "splineforecast.registered_model"  # NAME/VERSION of the run's model in the registry
 _PARAM_LIMIT = 6000  # MLflow's longest param value
 _RETRIES = 10  # attempts of one store call while sqlite is locked (backoff 0.1 s doubling to 5 s: ~25 s)
+_AWAY_S = 60.0  # after a server did not answer, metrics are only kept (not sent) for this long
 _T = TypeVar("_T")
 MODEL_ARTIFACT_PATH = "model"
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")  # the model's code, logged with it
@@ -108,18 +114,27 @@ def _retry(call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
 
 
 class _RetryingClient:
-    """An ``MlflowClient`` whose every method goes through :func:`_retry`."""
+    """An ``MlflowClient`` whose every method goes through :func:`_retry`; no answer is StoreUnreachable."""
 
-    def __init__(self, client: MlflowClient) -> None:
-        self._client = client
+    def __init__(self, client: MlflowClient, uri: str = "") -> None:
+        self._client, self._uri = client, uri
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name == "_client":  # copying or unpickling (DDP spawn) a bare instance
+        if name.startswith("__") or name in ("_client", "_uri"):  # copying or unpickling (DDP spawn) a bare one
             raise AttributeError(name)
         attr = getattr(self._client, name)
         if not callable(attr):
             return attr
-        return functools.partial(_retry, attr)
+        return functools.partial(self._call, attr)
+
+    def _call(self, attr: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        try:
+            return _retry(attr, *args, **kwargs)
+        except Exception as exc:
+            reason = unreachable_reason(exc)
+            if reason is None:
+                raise
+            raise StoreUnreachable(self._uri, reason) from exc
 
 
 def _artifact_root(uri: str) -> str | None:
@@ -153,13 +168,15 @@ class Tracker:
         # one process at a time creates or migrates a sqlite store and creates the experiment:
         # parallel jobs on a fresh store would otherwise race ("table already exists", "database is locked")
         with _lock(_store_lock(uri)):
-            self.client = cast(MlflowClient, _RetryingClient(MlflowClient(tracking_uri=uri)))
+            self.client = cast(MlflowClient, _RetryingClient(MlflowClient(tracking_uri=uri), uri))
             found = self.client.get_experiment_by_name(experiment)
             self.experiment_id = (
                 found.experiment_id if found else self.client.create_experiment(experiment, _artifact_root(uri))
             )
         self.mlflow_run_id = ""
         self.parent_run_id = ""  # the sweep's parent run, when this run is a job of a sweep
+        self._unsent: list[Metric] = []  # metrics logged while the server did not answer
+        self._away_until = 0.0  # time.monotonic() before which they are only kept
 
     def _existing(self) -> Run | None:
         runs = self.client.search_runs(
@@ -255,6 +272,7 @@ class Tracker:
         self.log_params({k: v for k, v in params.items() if k not in run.data.params})
 
     def mark_done(self, stage: str) -> None:
+        self._send_unsent()
         run = self.client.get_run(self.mlflow_run_id)
         done = set(filter(None, run.data.tags.get(STAGES_TAG, "").split(","))) | STAGE_PARTS[stage]
         self.client.set_tag(self.mlflow_run_id, STAGES_TAG, ",".join(sorted(done)))
@@ -270,10 +288,21 @@ class Tracker:
             self.client.log_batch(self.mlflow_run_id, params=items[i : i + 100])
 
     def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        """Log ``metrics``; while the server does not answer, keep them for a later call (training goes on)."""
         now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
-        for i in range(0, len(items), 500):
-            self.client.log_batch(self.mlflow_run_id, metrics=items[i : i + 500])
+        self._unsent += [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        if time.monotonic() < self._away_until:
+            return
+        try:
+            self._send_unsent()
+        except StoreUnreachable as exc:
+            self._away_until = time.monotonic() + _AWAY_S
+            print(f"warning: {exc.message.split(';')[0]}; keeping the run's metrics to log later", file=sys.stderr)
+
+    def _send_unsent(self) -> None:
+        while self._unsent:
+            self.client.log_batch(self.mlflow_run_id, metrics=self._unsent[:500])
+            del self._unsent[:500]
 
     def log_tags(self, tags: dict[str, str]) -> None:
         for key, value in tags.items():
@@ -288,6 +317,8 @@ class Tracker:
 
     def end(self, status: str = "FINISHED") -> None:
         """End the run; a sweep's parent run ends with it (FINISHED, at the latest job's end)."""
+        if status == "FINISHED":
+            self._send_unsent()
         self.client.set_terminated(self.mlflow_run_id, status=status)
         if self.parent_run_id:
             self.client.set_terminated(self.parent_run_id, status="FINISHED")
@@ -295,9 +326,14 @@ class Tracker:
 
 @contextmanager
 def tracked_run(tracker: Tracker) -> Iterator[Tracker]:
-    """End the run FINISHED on success, KILLED on an interrupt, FAILED on an exception (re-raised)."""
+    """End the run FINISHED on success, KILLED on an interrupt, FAILED on an exception (re-raised).
+
+    A server that did not answer is not asked again: the run stays open there, for a rerun to continue.
+    """
     try:
         yield tracker
+    except StoreUnreachable:
+        raise
     except (Interrupted, KeyboardInterrupt):
         tracker.end(RunStatus.to_string(RunStatus.KILLED))
         raise
