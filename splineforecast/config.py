@@ -115,6 +115,12 @@ class ModelConfig:
     # calibrated on the last N windows whose truth was observed before it (val, then test, then the history
     # a forecast is given)
     calibration_window: int | None = None
+    # SegRNN: steps per segment of the lookback, each segment embedded into one recurrent step (1..lookback;
+    # 1 = one step per time step). A lookback not a multiple of it is padded at its oldest end
+    segment: int = 1
+    # models.registry.DECODERS: direct (the last state -> every horizon step) or parallel (one recurrent step per
+    # horizon segment of model.segment steps, from the encoder's state, with learned position embeddings)
+    decoder: str = "direct"
 
     def settle(self, panel: bool, season_length: int, lookback: int) -> ModelConfig:
         """Replace ``auto`` (in place; returned for chaining): a panel trains from the seasonal naive forecast
