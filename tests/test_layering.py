@@ -1,9 +1,10 @@
 """The package's layering and one-home rules, read from its source (ast) and its imports.
 
 A run flows config -> contracts -> data -> windows -> models -> training -> evaluation -> tracking ->
-CLI/API: only tracking.py (and the pyfunc model's code file) imports mlflow; data/ and models/ import
-nothing from training, tracking, pipeline or api; the networks load without Lightning; every run file
-name lives in the artifact layer; model names and spline kinds are listed only in their registries.
+CLI/API: only tracking.py, its SQL run listing tracking_sql.py (and the pyfunc model's code file) import
+mlflow; data/ and models/ import nothing from training, tracking, pipeline or api; the networks load
+without Lightning; every run file name lives in the artifact layer; model names and spline kinds are listed
+only in their registries.
 """
 
 from __future__ import annotations
@@ -50,7 +51,11 @@ def test_the_sources_are_found() -> None:
 
 
 def test_only_tracking_and_the_pyfunc_code_import_mlflow() -> None:
-    assert _importers("mlflow") == {"splineforecast/tracking.py", "splineforecast/pyfunc_model.py"}
+    assert _importers("mlflow") == {
+        "splineforecast/tracking.py",
+        "splineforecast/tracking_sql.py",
+        "splineforecast/pyfunc_model.py",
+    }
 
 
 def test_tracking_does_not_import_lightning() -> None:

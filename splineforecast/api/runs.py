@@ -68,10 +68,12 @@ class RunStore:
         client, experiment_id = self._open()
         if experiment_id is None:
             return []
-        sql_store = _sql_store(client)
-        if sql_store is not None:
-            return _sql_summaries(sql_store, int(experiment_id), limit)
+        from splineforecast import tracking_sql
         from splineforecast.tracking import RUN_ID_TAG
+
+        sql_store = tracking_sql.sql_store(client)
+        if sql_store is not None:
+            return tracking_sql.run_summaries(sql_store, int(experiment_id), limit, RUN_ID_TAG, _LISTED_PARAMS)
 
         runs = client.search_runs([experiment_id], max_results=limit, order_by=["attributes.start_time DESC"])
         return [self._summary(r) for r in runs if RUN_ID_TAG in r.data.tags]
@@ -174,51 +176,6 @@ def warm_in_background(store: Any) -> threading.Thread | None:
     thread = threading.Thread(target=warm, name="runs-warm-up", daemon=True)
     thread.start()
     return thread
-
-
-def _sql_store(client: Any) -> Any:
-    """The client's SQLAlchemy tracking store (sqlite, PostgreSQL, MySQL), or None for any other kind."""
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
-    store = getattr(getattr(client, "_tracking_client", None), "store", None)
-    return store if isinstance(store, SqlAlchemyStore) else None
-
-
-def _sql_summaries(sql_store: Any, experiment_id: int, limit: int) -> list[dict[str, Any]]:
-    """What :meth:`RunStore._summary` says of the ``limit`` newest active runs with a run_id tag, read as columns.
-
-    ``search_runs`` builds an ORM object for every param, metric and tag of every run (seconds for a few hundred
-    runs); this reads only the columns a summary shows, in three queries, in MLflow's order (newest first)."""
-    from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlParam, SqlRun, SqlTag
-    from sqlalchemy import select
-
-    from splineforecast.tracking import RUN_ID_TAG
-
-    tagged: Any = (SqlTag.run_uuid == SqlRun.run_uuid) & (SqlTag.key == RUN_ID_TAG)
-    newest: Any = (
-        select(SqlRun.run_uuid, SqlRun.status, SqlRun.start_time, SqlRun.end_time, SqlTag.value)
-        .join(SqlTag, tagged)
-        .where(SqlRun.experiment_id == experiment_id, SqlRun.lifecycle_stage == "active")
-        .order_by(SqlRun.start_time.desc(), SqlRun.run_uuid)
-        .limit(limit)
-    )
-    metric_columns = (SqlLatestMetric.run_uuid, SqlLatestMetric.key, SqlLatestMetric.value, SqlLatestMetric.is_nan)
-    with sql_store.ManagedSessionMaker() as session:
-        runs = session.execute(newest).all()
-        listed = [run[0] for run in runs]  # by id: a run made meanwhile (the newest) cannot slip in
-        metrics = session.execute(select(*metric_columns).where(SqlLatestMetric.run_uuid.in_(listed))).all()
-        named = SqlParam.run_uuid.in_(listed) & SqlParam.key.in_(list(_LISTED_PARAMS))
-        params = session.execute(select(SqlParam.run_uuid, SqlParam.key, SqlParam.value).where(named)).all()
-    summaries = {
-        uuid: {"run_id": run_id, "mlflow_run_id": uuid, "status": status, "start_time": start, "end_time": end}
-        | {"metrics": {}, "model": None, "dataset": None}
-        for uuid, status, start, end, run_id in runs
-    }
-    for uuid, key, value, is_nan in metrics:
-        summaries[uuid]["metrics"][key] = math.nan if is_nan else value
-    for uuid, key, value in params:
-        summaries[uuid][_LISTED_PARAMS[key]] = value
-    return list(summaries.values())
 
 
 def _number(cell: str) -> float | None:
