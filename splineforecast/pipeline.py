@@ -318,7 +318,17 @@ def _log_outputs(tracker: Tracker, paths: RunPaths, result: EvalResult | None, c
 
 
 # per-invocation settings, not properties of the experiment
-_NOT_PARAMS = {"stage", "overwrite", "data.processed", "trainer.enable_progress_bar", "predict.output"}
+# how a run is started or guarded, not what it computes: a resume may change them
+_NOT_PARAMS = {
+    "stage",
+    "overwrite",
+    "data.processed",
+    "trainer.enable_progress_bar",
+    "predict.output",
+    "data.max_bytes",
+    "data.max_rows",
+    "data.max_columns",
+}
 
 
 def run(

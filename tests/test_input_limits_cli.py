@@ -195,3 +195,18 @@ def test_a_truncated_last_ckpt_on_resume_is_refused_naming_the_file_and_the_fix(
     assert f"`{cut}`" in message and f"rm '{cut}'" in message and "overwrite=true" in message
     assert "PytorchStreamReader" not in message
     assert {tree: _tree(seeded.root / tree) for tree in ("artifacts", "mlruns")} == before
+
+
+@pytest.mark.slow
+def test_a_cap_changed_between_preprocess_and_train_does_not_refuse_the_run(
+    seeded: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The caps guard the door; they are not what a run computes: a run preprocessed under one data.max_rows
+    trains under another (no RUN_CONFLICT), and the caps are not logged as the run's params."""
+    run_here(seeded, monkeypatch, *SMALL, "run_id=caps", "stage=preprocess", "data.max_rows=5000")
+    result = run_here(seeded, monkeypatch, *SMALL, "run_id=caps", "stage=train", "data.max_rows=6000")
+    assert result.run_id == "caps" and result.result is not None
+    from mlflow import MlflowClient
+
+    params = MlflowClient(tracking_uri=seeded.tracking_uri).get_run(result.mlflow_run_id).data.params
+    assert "data.max_rows" not in params and params["data.name"] == "tiny"
