@@ -207,6 +207,14 @@ def _logged(root: Path) -> list[str]:
     return sorted(p.name for p in (root / "mlruns" / "artifacts").glob("*/artifacts/*"))
 
 
+def _whole_copies(root: Path, paths: Any) -> bool:
+    """Whether the checkpoints and processed.npz in the MLflow artifact store equal the run's local files."""
+    logged = list((root / "mlruns" / "artifacts").glob("*/artifacts"))
+    pairs = [(paths.best_ckpt, "checkpoints/best.ckpt"), (paths.last_ckpt, "checkpoints/last.ckpt")]
+    pairs.append((paths.processed_npz, "processed/processed.npz"))
+    return len(logged) == 1 and all((logged[0] / name).read_bytes() == local.read_bytes() for local, name in pairs)
+
+
 def sigkill_logging(root: Path, seed: Path | None = None) -> dict[str, Any]:
     """SIGKILL the CLI the moment its first file lands in the MLflow artifact store; rerun."""
     cli = Cli(root, seed=seed)
@@ -227,6 +235,9 @@ def sigkill_logging(root: Path, seed: Path | None = None) -> dict[str, Any]:
     }
     row["intact"] = not row["broken"] and not temp_files(cli.artifacts)
     row.update(_rerun(cli, "logk", _mlflow_id(cli, "logk"), *overrides))
+    row["store_copies_whole"] = _whole_copies(root, cli.paths("logk"))
+    if not row["store_copies_whole"]:
+        row["rerun"], row["rerun_ok"] = row["rerun"] + ", a logged file differs from the run's", False
     row["seconds"] = row["rerun_seconds"]
     row["ok"] = row["exit"] == -signal.SIGKILL and row["killed_while_logging"] and row["intact"]
     return row
@@ -274,7 +285,11 @@ def main(argv: list[str] | None = None) -> int:
             kw = {"jobs": args.sweep_jobs} if name == "sweep-parallel" else {}
             row = {"fault": name, "expected": expected, **scenario(base / name, seed, **kw)}
             rows.append(row)
-    shown = [{**r, "message": excerpt(r["message"]), "intact": "yes" if r["intact"] else "NO"} for r in rows]
+    # the work folder left out of the messages shown, so that what follows it fits
+    shown = [
+        {**r, "message": excerpt(r["message"].replace(f"{base}/", "")), "intact": "yes" if r["intact"] else "NO"}
+        for r in rows
+    ]
     print(common.table(shown, COLUMNS))
     common.save_result(args.out, "faults", {k: v for k, v in vars(args).items() if k != "out"}, rows=rows)
     return 0 if all(r["ok"] and r.get("rerun_ok", True) for r in rows) else 1

@@ -11,16 +11,14 @@ goes on and writes its local files; the run fails at its next other call, and a 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import os
-import random
 import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -33,7 +31,9 @@ from splineforecast.config import sqlite_path, tracking_uri
 from splineforecast.errors import ContractError, ErrorCode, Interrupted
 from splineforecast.files import file_lock
 from splineforecast.lineage import CONTEXT_TAG, DatasetRecord, model_signature, pip_requirements, source_tags
-from splineforecast.store_errors import StoreUnreachable, unreachable_reason
+from splineforecast.store_calls import RETRIES as _RETRIES  # noqa: F401 - read here by tests
+from splineforecast.store_calls import RetryingClient, StoreUnreachable
+from splineforecast.store_calls import retry as _retry  # noqa: F401 - called here by tests
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -54,7 +54,6 @@ SWEEP_DIR_TAG = "splineforecast.sweep_dir"  # on a sweep's parent run: the sweep
 PARENT_RUN_TAG = "mlflow.parentRunId"  # the MLflow UI nests a run under this one
 REGISTERED_TAG = "splineforecast.registered_model"  # NAME/VERSION of the run's model in the registry
 _PARAM_LIMIT = 6000  # MLflow's longest param value
-_RETRIES = 10  # attempts of one store call while sqlite is locked (backoff 0.1 s doubling to 5 s: ~25 s)
 _AWAY_S = 60.0  # after a server did not answer, metrics are only kept (not sent) for this long
 _T = TypeVar("_T")
 MODEL_ARTIFACT_PATH = "model"
@@ -82,59 +81,6 @@ def _store_lock(uri: str) -> Path | None:
     """The lock file of a sqlite store (``mlflow.db.lock`` beside ``mlflow.db``), else None."""
     db = sqlite_path(uri)
     return db.with_name(db.name + ".lock") if db is not None else None
-
-
-def _is_locked(exc: BaseException) -> bool:
-    """Whether ``exc`` (or an exception it wraps) is sqlite's "database is locked"."""
-    seen: BaseException | None = exc
-    for _ in range(8):
-        if seen is None:
-            return False
-        if "database is locked" in str(seen) or "database table is locked" in str(seen):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def _retry(call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-    """``call(*args, **kwargs)``, retried with jittered exponential backoff while sqlite is locked.
-
-    A locked sqlite write is rolled back, so repeating the call neither loses nor doubles a row.
-    """
-    delay = 0.1
-    for attempt in range(_RETRIES):
-        try:
-            return call(*args, **kwargs)
-        except Exception as exc:
-            if attempt == _RETRIES - 1 or not _is_locked(exc):
-                raise
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 5.0)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-class _RetryingClient:
-    """An ``MlflowClient`` whose every method goes through :func:`_retry`; no answer is StoreUnreachable."""
-
-    def __init__(self, client: MlflowClient, uri: str = "") -> None:
-        self._client, self._uri = client, uri
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name in ("_client", "_uri"):  # copying or unpickling (DDP spawn) a bare one
-            raise AttributeError(name)
-        attr = getattr(self._client, name)
-        if not callable(attr):
-            return attr
-        return functools.partial(self._call, attr)
-
-    def _call(self, attr: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-        try:
-            return _retry(attr, *args, **kwargs)
-        except Exception as exc:
-            reason = unreachable_reason(exc)
-            if reason is None:
-                raise
-            raise StoreUnreachable(self._uri, reason) from exc
 
 
 def _artifact_root(uri: str) -> str | None:
@@ -168,7 +114,7 @@ class Tracker:
         # one process at a time creates or migrates a sqlite store and creates the experiment:
         # parallel jobs on a fresh store would otherwise race ("table already exists", "database is locked")
         with _lock(_store_lock(uri)):
-            self.client = cast(MlflowClient, _RetryingClient(MlflowClient(tracking_uri=uri), uri))
+            self.client = cast(MlflowClient, RetryingClient(MlflowClient(tracking_uri=uri), uri))
             found = self.client.get_experiment_by_name(experiment)
             self.experiment_id = (
                 found.experiment_id if found else self.client.create_experiment(experiment, _artifact_root(uri))
