@@ -26,6 +26,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
+from splineforecast import bounds
 from splineforecast.config import Config, config_dir, register_configs
 from splineforecast.contracts import check
 from splineforecast.errors import ContractError, ErrorCode, Interrupted, to_payload
@@ -235,6 +236,7 @@ def main() -> int:
         os.environ.setdefault(name, value)
     register_configs()
     try:
+        bounds.check_overrides(sys.argv[1:])
         _task()
     except JobFailed as failed:
         return failed.exit_code

@@ -21,6 +21,8 @@ MAX_ROWS = 10_000_000  # data.max_rows: data rows of the CSV (header aside)
 MAX_COLUMNS = 10_000  # data.max_columns: columns of the CSV header
 SPEC_MAX_BYTES = 1 << 20  # a covariate spec file: 1 MiB
 SPEC_MAX_DEPTH = 32  # nesting of a covariate spec's arrays and objects (covariate_spec.v1 needs 3)
+OVERRIDE_MAX_CHARS = 1 << 20  # one command-line override (key=value)
+OVERRIDE_MAX_DEPTH = 32  # nesting of an override's lists and dicts, before Hydra's parser recurses into them
 SNIFF_BYTES = 1 << 16  # the first block of a data file, checked to be text before it is parsed
 # a training's weights, gradients and Adam moments plus the activations of one batch, at least
 MAX_TRAIN_BYTES = 256 << 30
@@ -133,3 +135,38 @@ def check_train_memory(s: NetSize, keys: Mapping[str, int]) -> None:
             f"{human_bytes(MAX_TRAIN_BYTES)} (splineforecast/bounds.py MAX_TRAIN_BYTES); "
             "lower model.hidden_size, model.num_layers, data.lookback or data.batch_size",
         )
+
+
+def override_depth(text: str) -> int:
+    """How deep the lists, dicts and calls of the override ``text`` nest, counted without parsing it (quoted
+    text skipped): linear in its length, whatever the nesting."""
+    depth = deepest = 0
+    quote = ""
+    for char in text:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "[{(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]})":
+            depth -= 1
+    return deepest
+
+
+def check_overrides(args: list[str]) -> None:
+    """Refuse a command-line override too long or nested too deep for Hydra's parser (which recurses once per
+    level) with CONFIG_ERROR naming its key, before Hydra reads the command line."""
+    for arg in args:
+        key = arg.split("=", 1)[0][:80]
+        if len(arg) > OVERRIDE_MAX_CHARS:
+            message = f"the override `{key}=...` is {len(arg)} characters, above the bound of {OVERRIDE_MAX_CHARS}"
+            raise ContractError(ErrorCode.CONFIG_ERROR, message + "; put large values in a file and name its path")
+        depth = override_depth(arg)
+        if depth > OVERRIDE_MAX_DEPTH:
+            message = (
+                f"the override `{key}=...` nests {depth} levels deep, above the bound of {OVERRIDE_MAX_DEPTH} "
+                "(splineforecast/bounds.py OVERRIDE_MAX_DEPTH); give the value flat, or as a file"
+            )
+            raise ContractError(ErrorCode.CONFIG_ERROR, message)

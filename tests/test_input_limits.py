@@ -16,7 +16,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from splineforecast.bounds import BOUNDS, MAX_TRAIN_BYTES, NetSize, check_bounds, check_train_memory, train_bytes
+from splineforecast.bounds import (
+    BOUNDS,
+    MAX_TRAIN_BYTES,
+    NetSize,
+    check_bounds,
+    check_overrides,
+    check_train_memory,
+    override_depth,
+    train_bytes,
+)
 from splineforecast.data.covariates import json_depth, read_spec
 from splineforecast.data.io import ReadLimits, check_file, read_csv, text_problem
 from splineforecast.data.splits import Split, time_splits
@@ -83,6 +92,28 @@ def _depth(node: Any) -> int:
 def test_json_depth_is_the_nesting_of_arrays_and_objects(node: Any, ascii_only: bool) -> None:
     """Brackets and escaped quotes inside strings are not nesting."""
     assert json_depth(json.dumps(node, ensure_ascii=ascii_only).encode()) == _depth(node)
+
+
+BRACKETY = st.text(alphabet="ab[]{}() ,=", max_size=6)  # quoted, so no nesting
+OVERRIDE_VALUES = st.recursive(
+    st.integers() | BRACKETY,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(BRACKETY, inner, max_size=3),
+    max_leaves=20,
+)
+
+
+@given(OVERRIDE_VALUES)
+def test_override_depth_is_the_nesting_of_lists_and_dicts_outside_quotes(value: Any) -> None:
+    """Python's repr of a value is Hydra's override grammar for it here (single-quoted strings)."""
+    assert override_depth(f"covariate.dynamic={value!r}") == _depth(value)
+
+
+def test_an_override_nested_past_the_bound_is_a_config_error_naming_its_key() -> None:
+    check_overrides(["data=tiny", "covariate.dynamic=" + "[" * 32 + "]" * 32])
+    with pytest.raises(ContractError) as err:
+        check_overrides(["data=tiny", "covariate.dynamic=" + "[" * 33 + "]" * 33])
+    assert err.value.code is ErrorCode.CONFIG_ERROR
+    assert "`covariate.dynamic=...` nests 33 levels deep, above the bound of 32" in err.value.message
 
 
 def test_a_deep_spec_is_refused_before_parsing_and_a_large_one_before_reading(tmp_path: Path) -> None:

@@ -75,6 +75,12 @@ CASES: dict[str, tuple[list[str], int, str, list[str]]] = {
             "at least 65 rows (it has 30)",
         ],
     ),
+    "override_depth": (
+        ["covariate.dynamic=" + "[" * 60_000 + "]" * 60_000],
+        25,
+        "CONFIG_ERROR",
+        ["the override `covariate.dynamic=...` nests 60000 levels deep, above the bound of 32"],
+    ),
     "unscored_test": (
         ["data.path=unobserved.csv", "data.target=y"],
         26,
