@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from splineforecast import __version__
+from splineforecast.api.busy import BusyLimiter, ServerBusy, busy_dependency
 from splineforecast.api.datasets import DatasetExists, DatasetStore, UploadRequest, UploadTooLarge
 from splineforecast.api.gui import GuiPages, load_files, static_dir
 from splineforecast.api.jobs import (
@@ -84,6 +85,10 @@ def _install_handlers(app: FastAPI, require_token: Callable[[str | None], None])
     async def contract(_: Request, exc: ContractError) -> SafeJSONResponse:
         return _contract_response(exc)
 
+    @app.exception_handler(ServerBusy)
+    async def busy(_: Request, exc: ServerBusy) -> SafeJSONResponse:
+        return SafeJSONResponse(exc.body(), status_code=429, headers={"Retry-After": str(exc.retry_after)})
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> SafeJSONResponse:
         if exc.status_code in (404, 405):  # no route ran its token dependency: the same rule, here
@@ -111,9 +116,7 @@ def _forecast(store: RunStore, run_id: str, body: ForecastRequest) -> list[dict[
         raise ContractError(ErrorCode.DATA_SCHEMA_ERROR, "column names must be unique")
     import pandas as pd
 
-    from splineforecast.serving import load_run_forecaster
-
-    model = load_run_forecaster(store.paths(run_id))
+    model = _model(store, run_id)
     time_column = model.settings.time_column
     history = pd.DataFrame(body.data, columns=body.columns, dtype=object)
     try:
@@ -128,6 +131,16 @@ def _forecast(store: RunStore, run_id: str, body: ForecastRequest) -> list[dict[
     return records
 
 
+def _model(store: RunStore, run_id: str) -> Any:
+    """The run's Forecaster: the store's kept one (``RunStore.forecaster``); a store without that loads it anew."""
+    kept = getattr(store, "forecaster", None)
+    if kept is not None:
+        return kept(run_id)
+    from splineforecast.serving import load_run_forecaster
+
+    return load_run_forecaster(store.paths(run_id))
+
+
 def _linked(run: dict[str, Any], mlflow_ui_url: str | None) -> dict[str, Any]:
     """``run`` with ``mlflow_url``: its page in the MLflow UI at ``mlflow_ui_url`` (null when that is unset)."""
     mlflow_run_id = run.get("mlflow_run_id")
@@ -135,14 +148,14 @@ def _linked(run: dict[str, Any], mlflow_ui_url: str | None) -> dict[str, Any]:
     return {**run, "mlflow_url": link}
 
 
-def _add_run_routes(router: APIRouter, store: RunStore, mlflow_ui_url: str | None) -> None:
-    @router.get("/runs", tags=["runs"])
+def _add_run_routes(router: APIRouter, store: RunStore, mlflow_ui_url: str | None, busy: Any) -> None:
+    @router.get("/runs", tags=["runs"], dependencies=[busy])
     def list_runs(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
         """Runs of the experiment, newest first, with their status, metrics and MLflow UI link."""
         runs = [_linked(run, mlflow_ui_url) for run in store.list_runs(limit)]
         return {"ok": True, "runs": runs, "mlflow_ui_url": mlflow_ui_url}
 
-    @router.get("/runs/{run_id}", tags=["runs"])
+    @router.get("/runs/{run_id}", tags=["runs"], dependencies=[busy])
     def get_run(run_id: str) -> Any:
         """One run's params, metrics, artifact list, report (markdown, or null) and MLflow UI link."""
         found = store.get_run(check_run_id(run_id))
@@ -150,7 +163,7 @@ def _add_run_routes(router: APIRouter, store: RunStore, mlflow_ui_url: str | Non
             return _not_found(f"no run with run_id {run_id!r}")
         return {"ok": True, **_linked(found, mlflow_ui_url)}
 
-    @router.post("/runs/{run_id}/forecast", tags=["runs"])
+    @router.post("/runs/{run_id}/forecast", tags=["runs"], dependencies=[busy])
     def forecast(run_id: str, body: ForecastRequest) -> Any:
         """The next ``horizon`` steps after the given history, from a finished run's model."""
         check_run_id(run_id)
@@ -211,7 +224,7 @@ def _add_job_control_routes(router: APIRouter, jobs: JobManager) -> None:
         return SafeJSONResponse(job.view(), status_code=202)
 
 
-def _add_dataset_routes(router: APIRouter, settings: Settings, uploads: DatasetStore) -> None:
+def _add_dataset_routes(router: APIRouter, settings: Settings, uploads: DatasetStore, busy: Any) -> None:
     @router.get("/datasets", tags=["datasets"])
     def datasets() -> dict[str, Any]:
         """The data set names a training job may choose (configured and uploaded), and the uploaded ones."""
@@ -221,7 +234,9 @@ def _add_dataset_routes(router: APIRouter, settings: Settings, uploads: DatasetS
         return {"ok": True, "datasets": names, "uploaded": views, "max_upload_bytes": settings.max_upload}
 
     # its own body bound (a CSV of max_upload bytes as JSON), not SPLINE_MAX_BODY_BYTES
-    @router.post("/datasets", status_code=201, tags=["datasets"], max_body_size=settings.upload_body)
+    @router.post(
+        "/datasets", status_code=201, tags=["datasets"], max_body_size=settings.upload_body, dependencies=[busy]
+    )
     def upload_dataset(body: UploadRequest) -> Any:
         """Keep a CSV as a data set for jobs, after the CLI's checks of its table (422 with the CLI's error)."""
         try:
@@ -281,6 +296,8 @@ def create_app(settings: Settings | None = None, store: RunStore | None = None) 
     jobs = JobManager(settings, uploads)
     app = _new_app(jobs, store)
     app.state.settings, app.state.jobs, app.state.store = settings, jobs, store
+    app.state.busy = BusyLimiter(settings.max_busy, settings.busy_wait_s)  # heavy requests at once; health: never
+    busy = Depends(busy_dependency(app.state.busy), scope="function")
     require_token = token_dependency(settings)
     _install_handlers(app, require_token)
 
@@ -291,9 +308,9 @@ def create_app(settings: Settings | None = None, store: RunStore | None = None) 
 
     # every other route: the token rule as the router's dependency, bodies bounded (chunked ones too)
     secured = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)], max_body_size=settings.max_body)
-    _add_run_routes(secured, store, settings.mlflow_ui_url)
+    _add_run_routes(secured, store, settings.mlflow_ui_url, busy)
     _add_job_routes(secured, jobs)
-    _add_dataset_routes(secured, settings, uploads)
+    _add_dataset_routes(secured, settings, uploads, busy)
     _add_docs_routes(secured, app)
     app.include_router(secured)
     app.add_middleware(GuiPages, files=load_files(static_dir()))  # the page and its assets: inside every security layer

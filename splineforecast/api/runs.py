@@ -10,14 +10,19 @@ import csv
 import itertools
 import logging
 import math
+import os
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from splineforecast.artifacts import RunPaths, check_run_id
 from splineforecast.config import sqlite_path
 
 _MAX_ARTIFACTS = 500
+MAX_MODELS = 8  # loaded forecasters kept by RunStore.forecaster
 MAX_TEST_ROWS = 20_000  # of test_forecast.csv in a run's answer: its first rows (a big panel: its first series)
 _TEXT_COLUMN = "timestamp"  # test_forecast.csv: the time; a panel's series column comes before it
 _LISTED_PARAMS = {"model.name": "model", "data.name": "dataset"}  # the params a run's summary names
@@ -38,15 +43,24 @@ class RunStore:
     def __init__(self, tracking_uri: str, experiment: str, artifact_root: Path) -> None:
         self.uri, self.experiment, self.root = tracking_uri, experiment, artifact_root
         self._opening = threading.Lock()  # one thread opens the store (seconds, the first time); the rest wait
+        self._client: Any = None  # made once, on first use
+        self._experiment_id: str | None = None  # looked up until the experiment exists (its first run makes it)
+        self._models: OrderedDict[str, tuple[tuple[int, int], Any]] = OrderedDict()  # run_id -> (ckpt key, model)
+        self._models_lock = threading.Lock()
 
     def _open(self) -> tuple[Any, str | None]:
-        """A client of the store and the experiment's id (None before its first run)."""
+        """The store's client and the experiment's id (None before its first run); both kept once found."""
+        if self._client is not None and self._experiment_id is not None:
+            return self._client, self._experiment_id
         with self._opening:
-            from splineforecast import tracking  # mlflow loads on first use (or in warm), not at import
+            if self._client is None:
+                from splineforecast import tracking  # mlflow loads on first use (or in warm), not at import
 
-            client = tracking.MlflowClient(tracking_uri=self.uri)
-            found = client.get_experiment_by_name(self.experiment)
-        return client, None if found is None else str(found.experiment_id)
+                self._client = tracking.MlflowClient(tracking_uri=self.uri)
+            if self._experiment_id is None:
+                found = self._client.get_experiment_by_name(self.experiment)
+                self._experiment_id = None if found is None else str(found.experiment_id)
+            return self._client, self._experiment_id
 
     @staticmethod
     def _summary(run: Any) -> dict[str, Any]:
@@ -109,23 +123,11 @@ class RunStore:
         return {
             **self._summary(run),
             "params": dict(run.data.params),
-            "artifacts": self._artifacts(client, run.info.run_id),
+            "artifacts": artifact_list(client, run.info.run_id, run.info.artifact_uri),
             "report": self.report(run_id),
             "evaluation": self.evaluation(run_id),
             "test_forecast": self.test_forecast(run_id),
         }
-
-    @staticmethod
-    def _artifacts(client: Any, mlflow_run_id: str) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        folders: list[str | None] = [None]
-        while folders and len(out) < _MAX_ARTIFACTS:
-            for info in client.list_artifacts(mlflow_run_id, folders.pop()):
-                if info.is_dir:
-                    folders.append(info.path)
-                else:
-                    out.append({"path": info.path, "size": info.file_size})
-        return sorted(out, key=lambda a: str(a["path"]))[:_MAX_ARTIFACTS]
 
     def paths(self, run_id: str) -> RunPaths:
         return RunPaths(self.root, check_run_id(run_id))
@@ -160,6 +162,27 @@ class RunStore:
             "truncated": len(read) > MAX_TEST_ROWS,
         }
 
+    def forecaster(self, run_id: str) -> Any:
+        """The run's Forecaster, kept for the next call (the MAX_MODELS used last) while its best.ckpt keeps
+        its modification time and size; a retrained run's model is loaded again."""
+        from splineforecast.serving import load_run_forecaster
+
+        paths = self.paths(run_id)
+        stat = under_root(self.root, paths.best_ckpt).stat()
+        key = (stat.st_mtime_ns, stat.st_size)
+        with self._models_lock:
+            kept = self._models.get(run_id)
+            if kept is not None and kept[0] == key:
+                self._models.move_to_end(run_id)
+                return kept[1]
+        model = load_run_forecaster(paths)  # outside the lock: another run's forecast need not wait for this load
+        with self._models_lock:
+            self._models[run_id] = (key, model)
+            self._models.move_to_end(run_id)
+            while len(self._models) > MAX_MODELS:
+                self._models.popitem(last=False)
+        return model
+
     def trained(self, run_id: str) -> bool:
         paths = self.paths(run_id)
         return (
@@ -176,6 +199,47 @@ def warm_in_background(store: Any) -> threading.Thread | None:
     thread = threading.Thread(target=warm, name="runs-warm-up", daemon=True)
     thread.start()
     return thread
+
+
+def artifact_list(client: Any, mlflow_run_id: str, artifact_uri: str | None) -> list[dict[str, Any]]:
+    """The files a run holds in the artifact store (``path`` relative to its root, ``size`` in bytes), sorted,
+    at most _MAX_ARTIFACTS: read from the folder of a local store; else walked with ``list_artifacts``."""
+    folder = local_folder(artifact_uri)
+    if folder is None:
+        return _listed_artifacts(client, mlflow_run_id)
+    out: list[dict[str, Any]] = []
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            path = Path(parent, name)
+            out.append({"path": path.relative_to(folder).as_posix(), "size": path.stat().st_size})
+    return sorted(out, key=lambda a: str(a["path"]))[:_MAX_ARTIFACTS]
+
+
+def local_folder(artifact_uri: str | None) -> Path | None:
+    """The folder of a ``file:`` (or plain path) artifact URI that exists here; None for any other store."""
+    if not artifact_uri:
+        return None
+    parsed = urlparse(artifact_uri)
+    if parsed.scheme == "file" and parsed.netloc in ("", "localhost"):
+        folder = Path(url2pathname(parsed.path))
+    elif parsed.scheme == "" or (len(parsed.scheme) == 1 and os.name == "nt"):  # a path (a Windows drive letter)
+        folder = Path(artifact_uri)
+    else:
+        return None
+    return folder if folder.is_dir() else None
+
+
+def _listed_artifacts(client: Any, mlflow_run_id: str) -> list[dict[str, Any]]:
+    """The artifact list through the store's own ``list_artifacts`` (a remote artifact store)."""
+    out: list[dict[str, Any]] = []
+    folders: list[str | None] = [None]
+    while folders and len(out) < _MAX_ARTIFACTS:
+        for info in client.list_artifacts(mlflow_run_id, folders.pop()):
+            if info.is_dir:
+                folders.append(info.path)
+            else:
+                out.append({"path": info.path, "size": info.file_size})
+    return sorted(out, key=lambda a: str(a["path"]))[:_MAX_ARTIFACTS]
 
 
 def _number(cell: str) -> float | None:

@@ -63,6 +63,8 @@ class Settings:
     mlflow_ui_url: str | None = None  # the MLflow UI the GUI links runs to (SPLINE_MLFLOW_UI_URL)
     data_root: Path | None = None  # uploaded data sets (SPLINE_DATA_ROOT); None: state_dir / datasets
     job_timeout_s: int | None = None  # seconds one attempt of a job may run (SPLINE_JOB_TIMEOUT_S); None: no bound
+    max_busy: int = 4  # heavy requests (run list and detail, forecast, upload) served at once (SPLINE_MAX_BUSY)
+    busy_wait_s: float = 2.0  # seconds one more waits for a slot before its 429
 
     def __post_init__(self) -> None:
         self.validate()
@@ -98,6 +100,8 @@ class Settings:
             )
         if self.job_timeout_s is not None and self.job_timeout_s < 1:
             raise SettingsError(f"SPLINE_JOB_TIMEOUT_S={self.job_timeout_s} must be at least 1 (or 0: no limit)")
+        if self.max_busy < 1 or self.busy_wait_s < 0:
+            raise SettingsError(f"SPLINE_MAX_BUSY={self.max_busy} must be at least 1 (and the wait not negative)")
         url = self.mlflow_ui_url
         if url is not None and (not url.startswith(("http://", "https://")) or any(c in url for c in _URL_REFUSED)):
             raise SettingsError(
@@ -139,4 +143,5 @@ class Settings:
             mlflow_ui_url=env.get("SPLINE_MLFLOW_UI_URL", "").strip().rstrip("/") or None,
             data_root=Path(env["SPLINE_DATA_ROOT"]).expanduser().resolve() if env.get("SPLINE_DATA_ROOT") else None,
             job_timeout_s=_int(env, "SPLINE_JOB_TIMEOUT_S", 0, 0) or None,
+            max_busy=_int(env, "SPLINE_MAX_BUSY", 4, 1),
         )
