@@ -48,6 +48,7 @@ def _future(history: pd.DataFrame) -> pd.DatetimeIndex:
     return pd.date_range(history["date"].iloc[-1], periods=HORIZON + 1, freq="W-SAT")[1:]
 
 
+@pytest.mark.slow
 def test_a_legacy_run_forecasts_in_stage_predict(legacy: Cli) -> None:
     done = legacy("stage=predict", "run_id=legacy", "data=tiny")
     assert done.returncode == 0, done.stderr[-2000:]

@@ -52,6 +52,7 @@ def _same(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> bool:
     return nan_free[0] == nan_free[1]
 
 
+@pytest.mark.slow
 def test_listing_reads_what_search_runs_says_newest_first(seeded: Cli) -> None:
     store, experiment = _plant(seeded)
     listed = store.list_runs(1000)

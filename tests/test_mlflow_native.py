@@ -43,6 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 # ---------------------------------------------------------------- refusals: nothing is written
 
 
+@pytest.mark.slow
 def test_an_alias_without_a_registered_model_exits_25_and_writes_nothing(cli: Cli) -> None:
     proc = cli("data=tiny", "trainer=smoke", f"tracking.alias={ALIAS}")
     assert proc.returncode == 25, proc.stderr
