@@ -13,8 +13,8 @@ at ``--segment`` with ``--decoder`` for ``--epochs`` epochs, as accuracy.py trai
 scored); the test windows are the same at every lookback (their lookback reaches back into val). Reported:
 the median seconds of an epoch (its train batches and its val pass, from the second epoch on when there
 are two or more), the segmented / point-wise ratio of it, and the scaled test MSE and MAE beside the naive and
-seasonal naive forecasts. ``--flush-denormal`` times the same with subnormal floats flushed to zero: the
-gradients of a point-wise recurrence through hundreds of steps decay into them, and they are slow on a CPU.
+seasonal naive forecasts. Training flushes subnormal floats to zero, as a run trains
+(``splineforecast.training.FlushDenormal``).
 """
 
 from __future__ import annotations
@@ -54,12 +54,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (default 0: torch's own choice)")
-    p.add_argument(
-        "--flush-denormal",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="torch.set_flush_denormal: subnormal floats as zero (default off, as a run trains)",
-    )
     p.add_argument("--quick", action="store_true", help="smoke run: 1 epoch of 10 batches")
     args = p.parse_args(argv)
     args.lookbacks = [int(x) for x in args.lookbacks.split(",") if x.strip()]
@@ -187,7 +181,6 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(args.flush_denormal)
     started = time.time()
     datasets = [etth1(args)] + ([other_series(args)] if args.series else [])
     rows = [row for data in datasets for row in run_dataset(args, data)]

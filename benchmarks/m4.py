@@ -1,7 +1,8 @@
 """M4: the product's global panel model over every series of an M4 wide file pair, scored by M4's definitions.
 
     python benchmarks/m4.py --train Hourly-train.csv --test Hourly-test.csv --freq hourly --out DIR
-        [--seeds N] [--model lstm|gru|none] [--lookback L] [--quick] [--peers statsforecast,neuralforecast]
+        [--seeds N] [--model lstm|gru|none] [--lookback L] [--segment S --decoder parallel] [--quick]
+        [--peers statsforecast,neuralforecast]
 
 The files are read only through the arguments, in M4's wide layout (``V1`` the id, then the values padded
 with empty cells). Each seed is one run of the product (``splineforecast.pipeline.run``, in this process) on
@@ -13,12 +14,13 @@ forecaster (``splineforecast.serving.load_run_forecaster``) then forecasts from 
 those forecasts must give the run's own per-series test scores (``per_series.csv``), or the script stops.
 A series the product leaves out (``meta.json`` ``panel.left_out``: too short for a window) takes the
 seasonal naive forecast (``FALLBACK``), counted in ``m4.json``. ``--epochs``, ``--layers``, ... set the
-product's keys (``product_overrides``); unset, they keep the product's defaults. ``--threads`` and
-``--flush-denormal`` set torch in this process (speed, not the model settings). Scores, Naive2 and
-seasonal naive follow the M4 competition's code (``_m4``). Writes ``DIR/forecasts.csv`` (the model's
-forecast, the mean over seeds; Naive2's with ``--model none``), ``DIR/forecasts_<baseline>.csv`` and
-``DIR/m4.json``. ``--peers`` adds the models of ``_peers`` (statsforecast, neuralforecast: the optional
-``bench`` extra) on the same split, scored the same way (``DIR/forecasts_peer_*.csv``).
+product's keys (``product_overrides``: ``--segment`` and ``--decoder`` are model.segment and model.decoder);
+unset, they keep the product's defaults. ``--threads`` sets torch's threads in this process (speed, not the
+model settings). Scores, Naive2 and seasonal naive follow the M4 competition's code (``_m4``). Writes
+``DIR/forecasts.csv`` (the model's forecast, the mean over seeds; Naive2's with ``--model none``),
+``DIR/forecasts_<baseline>.csv`` and ``DIR/m4.json``. ``--peers`` adds the models of ``_peers``
+(statsforecast, neuralforecast: the optional ``bench`` extra) on the same split, scored the same way
+(``DIR/forecasts_peer_*.csv``).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import _peers
 import numpy as np
 import pandas as pd
 
-from splineforecast.models.registry import MODEL_NAMES
+from splineforecast.models.registry import DECODERS, MODEL_NAMES
 
 DEFAULT_LOOKBACK = {"hourly": 168, "weekly": 52}
 GRID = {"hourly": "h", "weekly": "W-SUN"}  # the product's data.freq for each M4 frequency
@@ -67,13 +69,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--hidden", type=int, default=None, help="model.hidden_size (default: the product's)")
     p.add_argument("--layers", type=int, default=None, help="model.num_layers (default: the product's)")
     p.add_argument("--lr", type=float, default=None, help="model.lr (default: the product's)")
+    p.add_argument("--segment", type=int, default=None, help="model.segment (default: the product's)")
+    p.add_argument("--decoder", choices=DECODERS, default=None, help="model.decoder (default: the product's)")
     for flag, key in (("--loss", "model.loss"), ("--scaler", "data.scaler"), ("--skip-init", "model.skip_init")):
         p.add_argument(flag, default=None, help=f"{key} (default: the product's)")
     p.add_argument("--intervals", action="store_true", help="also 95%% intervals (lower.csv, upper.csv, MSIS)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, one per core)")
-    p.add_argument(
-        "--flush-denormal", action="store_true", help="torch.set_flush_denormal(True): subnormal floats as 0"
-    )
     p.add_argument("--runs", default=None, help="keep the product's runs here (default: a temporary folder)")
     p.add_argument("--quick", action="store_true", help="smoke run: 1 epoch of 4 batches, 1 seed")
     p.add_argument("--peers", default="", help=f"comma-separated, of {','.join(_peers.PEERS)} (default none)")
@@ -121,6 +122,8 @@ def product_overrides(args: argparse.Namespace, root: Path, csv: Path, seed: int
         "model.hidden_size": args.hidden,
         "model.num_layers": args.layers,
         "model.lr": args.lr,
+        "model.segment": args.segment,
+        "model.decoder": args.decoder,
         "model.loss": args.loss,
         "data.scaler": args.scaler,
         "model.skip_init": args.skip_init,
@@ -288,8 +291,6 @@ def run_models(
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.flush_denormal:  # the LSTM's backward pass makes subnormals at long lookbacks: much slower on CPUs
-        torch.set_flush_denormal(True)
     freq = GRID[args.freq]
     table = long_table(ids, history, y, freq)
     seeds, forecasts, left_out = [], [], {}

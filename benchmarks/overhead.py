@@ -6,10 +6,11 @@
 Both sides train splineforecast.models.networks.RecurrentForecaster (LSTM, hidden 64, 2 layers, norm last,
 skip; ``--segment`` and ``--decoder`` as model.segment and model.decoder) on the same train windows (OT only,
 lookback 96, horizon 24, WindowDataModule's loaders, batch 64) for the same epochs, each epoch followed by a
-pass over the val windows, with Adam (lr 1e-3), gradient-norm clipping at 1.0 and the masked MSE loss. The
-"ours" side is what a run does: a Tracker on a temporary sqlite MLflow store (run created, params logged,
-train/val loss logged per epoch, run ended), the Trainer of splineforecast.training.build_trainer (best/last
-checkpoints each epoch, early stopping) and ForecastModule.
+pass over the val windows, with Adam (lr 1e-3), gradient-norm clipping at 1.0 and the masked MSE loss,
+subnormal floats flushed to zero (as build_trainer's FlushDenormal does). The "ours" side is what a run does:
+a Tracker on a temporary sqlite MLflow store (run created, params logged, train/val loss logged per epoch,
+run ended), the Trainer of splineforecast.training.build_trainer (best/last checkpoints each epoch, early
+stopping) and ForecastModule.
 The two sides alternate in one process, ``--rounds`` times; ``ratio`` is the median of ours / raw.
 """
 
@@ -138,6 +139,7 @@ def raw(data: Any, args: argparse.Namespace) -> tuple[float, float]:
     import torch
 
     t0 = time.perf_counter()
+    torch.set_flush_denormal(True)  # as ours trains (FlushDenormal): subnormals would make raw slower, not ours
     torch.manual_seed(0)
     cfg = model_cfg(args)
     net = raw_network(data.spec, cfg)

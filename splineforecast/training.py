@@ -100,6 +100,20 @@ class GracefulStop(Callback):
         torch.set_rng_state(state_dict["torch_rng"])
 
 
+class FlushDenormal(Callback):
+    """Treat subnormal floats as zero in every process that trains (``setup`` runs on each rank, ddp_spawn too).
+
+    A recurrence's gradients through hundreds of steps decay into subnormals, which many CPUs compute on
+    far more slowly: a point-wise LSTM's epoch at lookback 336 takes ~9 times longer without this. Values
+    that small (below 1.2e-38 in float32) never move a weight: the epoch lines' losses come out the same.
+    The setting is global to the process and stays on; where the CPU lacks it, torch returns False and
+    nothing changes.
+    """
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        torch.set_flush_denormal(True)
+
+
 class EpochMetrics(Callback):
     """Log ``train/loss`` and ``val/loss`` once per epoch (never per step: it costs time), at step = epoch.
 
@@ -153,7 +167,8 @@ def _checkpoint(path: Path, monitor: str | None) -> ModelCheckpoint:
 
 
 def build_trainer(cfg: TrainerConfig, best_ckpt: Path, last_ckpt: Path, callbacks: list[Callback]) -> pl.Trainer:
-    """A lean Trainer: no default logger (metrics go to MLflow through ``callbacks``).
+    """A lean Trainer: no default logger (metrics go to MLflow through ``callbacks``); it trains with subnormal
+    floats flushed to zero (:class:`FlushDenormal`).
 
     The progress bar shows only where stdout is a terminal and ``cfg.enable_progress_bar`` is on; any
     other run prints one line per epoch to stdout instead (:class:`~splineforecast.progress.EpochLines`).
@@ -183,7 +198,7 @@ def build_trainer(cfg: TrainerConfig, best_ckpt: Path, last_ckpt: Path, callback
         deterministic=cfg.deterministic,
         logger=False,
         # the lines before ``callbacks``: an epoch ended by a signal (GracefulStop raising) still gets its line
-        callbacks=[*checkpoints, stopping, EpochLines(enabled=not bar), *callbacks],
+        callbacks=[*checkpoints, stopping, EpochLines(enabled=not bar), FlushDenormal(), *callbacks],
         num_sanity_val_steps=0,
         plugins=[AtomicCheckpointIO()],
     )

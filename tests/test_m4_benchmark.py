@@ -177,3 +177,12 @@ def test_msis_by_hand() -> None:
     row = intervals.scored("x", history, y, np.stack([lower, upper, inner_lo, inner_hi], axis=-1), 1)
     assert row["coverage"] == pytest.approx(0.5) and row["acd"] == pytest.approx(0.45)
     assert row["coverage_80"] == pytest.approx(0.25)
+
+
+def test_segment_and_decoder_reach_the_model_config(tmp_path: Path) -> None:
+    base = ["--train", "t.csv", "--test", "s.csv", "--freq", "hourly", "--out", str(tmp_path)]
+    configs = [
+        m4.compose(m4.product_overrides(m4.parse_args(base + extra), tmp_path, tmp_path / "m4-long.csv", 0)).model
+        for extra in ([], ["--segment", "12", "--decoder", "parallel"])
+    ]
+    assert [(c.segment, c.decoder) for c in configs] == [(1, "direct"), (12, "parallel")]
