@@ -135,4 +135,5 @@ export async function showRuns(alive) {
   for (const id of state.selected) if (!known.has(id)) state.selected.delete(id);
   show("runs-page");
   renderRunsTable();
+  performance.mark("runs-listed"); // User Timing: when the table was drawn, for the browser's profiler and tests
 }
