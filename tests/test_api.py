@@ -215,7 +215,7 @@ def test_cors_preflight(dev: TestClient) -> None:
     assert ok.status_code == 204 and ok.content == b""
     assert ok.headers["access-control-allow-origin"] == "http://127.0.0.1:3000"
     assert "X-API-Token" in ok.headers["access-control-allow-headers"]
-    assert ok.headers["access-control-allow-methods"] == "GET, POST"
+    assert ok.headers["access-control-allow-methods"] == "GET, POST, DELETE"
     assert "access-control-allow-credentials" not in ok.headers
     for name, value in SECURITY_HEADERS.items():
         assert ok.headers[name] == value
@@ -223,7 +223,7 @@ def test_cors_preflight(dev: TestClient) -> None:
     assert_refused(refused, 403, "CORS_REFUSED")
     assert not [h for h in refused.headers if h.startswith("access-control-")]
     method = dev.options(
-        "/api/v1/jobs", headers={"Origin": "http://127.0.0.1:3000", "Access-Control-Request-Method": "DELETE"}
+        "/api/v1/jobs", headers={"Origin": "http://127.0.0.1:3000", "Access-Control-Request-Method": "PUT"}
     )
     assert_refused(method, 403, "CORS_REFUSED")
     get = dev.get("/api/v1/health", headers={"Origin": "http://evil.example"})

@@ -275,7 +275,7 @@ def add_security_layers(app: FastAPI, settings: Settings) -> None:
     cors_middleware = partial(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
-        allow_methods=("GET", "POST"),
+        allow_methods=("GET", "POST", "DELETE"),  # DELETE: cancelling a job
         allow_headers=("Content-Type", TOKEN_HEADER),
         allow_credentials=False,  # the token is a header; no cookies
         max_age=600,
