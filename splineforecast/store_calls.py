@@ -33,17 +33,31 @@ def is_locked(exc: BaseException) -> bool:
     return False
 
 
-def retry(call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-    """``call(*args, **kwargs)``, retried with jittered exponential backoff while sqlite is locked.
+def is_concurrent_dataset(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it wraps) is two runs logging the same new dataset at once: MLflow's
+    ``log_inputs`` looks the dataset up, then inserts it, so the slower of two writers finds the row taken."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if "UNIQUE constraint failed: datasets." in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
-    A locked sqlite write is rolled back, so repeating the call neither loses nor doubles a row.
+
+def retry(call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """``call(*args, **kwargs)``, retried with jittered exponential backoff while sqlite is locked, or while a
+    concurrent run's insert of the same dataset makes ours fail (the repeat finds that dataset and links it).
+
+    A failed sqlite write is rolled back, so repeating the call neither loses nor doubles a row.
     """
     delay = 0.1
     for attempt in range(RETRIES):
         try:
             return call(*args, **kwargs)
         except Exception as exc:
-            if attempt == RETRIES - 1 or not is_locked(exc):
+            if attempt == RETRIES - 1 or not (is_locked(exc) or is_concurrent_dataset(exc)):
                 raise
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 5.0)

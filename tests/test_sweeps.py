@@ -207,6 +207,33 @@ def test_store_calls_retry_while_sqlite_is_locked(monkeypatch: pytest.MonkeyPatc
     assert len(calls) == tracking._RETRIES
 
 
+def test_store_calls_retry_when_a_concurrent_run_inserted_the_same_dataset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two sweep jobs logging the same data set at once: MLflow looks the dataset up, then inserts it, so the
+    slower insert fails on the table's unique key; the repeat finds the row and links it."""
+    monkeypatch.setattr(tracking.time, "sleep", lambda _: None)
+    calls: list[int] = []
+
+    def raced() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            try:
+                raise sqlite3.IntegrityError("UNIQUE constraint failed: datasets.experiment_id, datasets.name")
+            except sqlite3.IntegrityError as exc:  # wrapped, as SQLAlchemy and MLflow wrap it
+                raise RuntimeError("(sqlite3.IntegrityError) INSERT INTO datasets failed") from exc
+        return "linked"
+
+    assert tracking._retry(raced) == "linked" and calls == [1, 1]
+
+    def other_unique() -> None:
+        calls.append(2)
+        raise sqlite3.IntegrityError("UNIQUE constraint failed: runs.run_uuid")
+
+    calls.clear()
+    with pytest.raises(sqlite3.IntegrityError):
+        tracking._retry(other_unique)
+    assert calls == [2]  # another table's unique key is a real error, at once
+
+
 def test_store_lock_serialises_holders(tmp_path: Path) -> None:
     """The lock beside a sqlite store admits one holder at a time, across threads as across processes."""
     lock = tracking._store_lock(f"sqlite:///{tmp_path}/deep/mlflow.db")
