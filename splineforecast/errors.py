@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -66,6 +67,16 @@ class Interrupted(BaseException):
 # user:password@ in URIs and token-like query values never reach a payload.
 _CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 _SECRET_QUERY = re.compile(r"(?i)([?&](?:[\w.-]*token|password|secret|[\w.-]*key)=)[^&\s]+")
+
+
+def causes(exc: BaseException, limit: int = 16) -> Iterator[BaseException]:
+    """``exc`` and what it was raised from (``__cause__``, else ``__context__``), at most ``limit`` of them."""
+    seen: BaseException | None = exc
+    for _ in range(limit):
+        if seen is None:
+            return
+        yield seen
+        seen = seen.__cause__ or seen.__context__
 
 
 def redact(text: str) -> str:

@@ -22,6 +22,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from splineforecast.errors import causes
+
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)  # no space left, quota exceeded
 _TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.[^.]+\.tmp$")  # .<name>.<random or pid>.tmp: the temp files of a write
 
@@ -97,13 +99,9 @@ def file_lock(path: Path, blocking: bool = True) -> Iterator[int]:
 
 def disk_full(exc: BaseException) -> OSError | None:
     """The ``OSError`` of a full disk (ENOSPC, EDQUOT) that ``exc`` is or was raised from, else None."""
-    seen: BaseException | None = exc
-    for _ in range(16):
-        if seen is None:
-            return None
+    for seen in causes(exc):
         if isinstance(seen, OSError) and seen.errno in DISK_FULL_ERRNOS:
             return seen
-        seen = seen.__cause__ or seen.__context__
     return None
 
 

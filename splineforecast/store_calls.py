@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import requests
 
-from splineforecast.errors import ContractError, ErrorCode
+from splineforecast.errors import ContractError, ErrorCode, causes
 
 RETRIES = 10  # attempts of one store call while sqlite is locked (backoff 0.1 s doubling to 5 s: ~25 s)
 _T = TypeVar("_T")
@@ -23,27 +23,13 @@ _T = TypeVar("_T")
 
 def is_locked(exc: BaseException) -> bool:
     """Whether ``exc`` (or an exception it wraps) is sqlite's "database is locked"."""
-    seen: BaseException | None = exc
-    for _ in range(8):
-        if seen is None:
-            return False
-        if "database is locked" in str(seen) or "database table is locked" in str(seen):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    return any("database is locked" in str(e) or "database table is locked" in str(e) for e in causes(exc, 8))
 
 
 def is_concurrent_dataset(exc: BaseException) -> bool:
     """Whether ``exc`` (or an exception it wraps) is two runs logging the same new dataset at once: MLflow's
     ``log_inputs`` looks the dataset up, then inserts it, so the slower of two writers finds the row taken."""
-    seen: BaseException | None = exc
-    for _ in range(8):
-        if seen is None:
-            return False
-        if "UNIQUE constraint failed: datasets." in str(seen):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    return any("UNIQUE constraint failed: datasets." in str(e) for e in causes(exc, 8))
 
 
 def retry(call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
@@ -78,12 +64,7 @@ class StoreUnreachable(ContractError):
 
 def unreachable_reason(exc: BaseException) -> str | None:
     """Why the server did not answer (refused, timed out, ...), if that is what ``exc`` comes from."""
-    chain: list[BaseException] = []
-    seen: BaseException | None = exc
-    while seen is not None and len(chain) < 16:
-        chain.append(seen)
-        seen = seen.__cause__ or seen.__context__
-    failed = [e for e in chain if isinstance(e, OSError)]  # requests' errors are OSErrors too
+    failed = [e for e in causes(exc) if isinstance(e, OSError)]  # requests' errors are OSErrors too
     no_answer = requests.ConnectionError | requests.Timeout | requests.exceptions.RetryError
     if not any(isinstance(e, no_answer | ConnectionError | TimeoutError) for e in failed):
         return None  # an answer that refuses (HTTPError 4xx) is not this
