@@ -1,8 +1,9 @@
 """M4: the product's global panel model over every series of an M4 wide file pair, scored by M4's definitions.
 
     python benchmarks/m4.py --train Hourly-train.csv --test Hourly-test.csv --freq hourly --out DIR
-        [--seeds N] [--model lstm|gru|none] [--lookback L] [--segment S --decoder parallel] [--quick]
-        [--peers statsforecast,neuralforecast]
+        [--experiment m4_hourly] [--seeds N] [--model lstm|gru|none] [--lookback L] [--segment S --decoder parallel]
+        [--quick] [--peers statsforecast,neuralforecast]
+    python benchmarks/m4.py --train Hourly-train.csv --test Hourly-test.csv --freq hourly --write-long LONG.csv
 
 The files are read only through the arguments, in M4's wide layout (``V1`` the id, then the values padded
 with empty cells). Each seed is one run of the product (``splineforecast.pipeline.run``, in this process) on
@@ -14,11 +15,14 @@ forecaster (``splineforecast.serving.load_run_forecaster``) then forecasts from 
 those forecasts must give the run's own per-series test scores (``per_series.csv``), or the script stops.
 A series the product leaves out (``meta.json`` ``panel.left_out``: too short for a window) takes the
 seasonal naive forecast (``FALLBACK``), counted in ``m4.json``. ``--epochs``, ``--layers``, ... set the
-product's keys (``product_overrides``: ``--segment`` and ``--decoder`` are model.segment and model.decoder);
-unset, they keep the product's defaults. ``--threads`` sets torch's threads in this process (speed, not the
-model settings). Scores, Naive2 and seasonal naive follow the M4 competition's code (``_m4``). Writes
-``DIR/forecasts.csv`` (the model's forecast, the mean over seeds; Naive2's with ``--model none``),
-``DIR/forecasts_<baseline>.csv`` and ``DIR/m4.json``. ``--peers`` adds the models of ``_peers``
+product's keys (``_m4_args.PRODUCT_FLAGS``: ``--segment`` and ``--decoder`` are model.segment and
+model.decoder); unset, they keep the product's defaults, or with ``--experiment NAME`` those of
+``configs/experiment/NAME.yaml`` (``experiment=NAME``; the flags given override it). ``--write-long PATH``
+writes the long table alone, for ``python -m splineforecast experiment=m4_hourly data.path=PATH``.
+``--threads`` sets torch's threads in this process (speed, not the model settings). Scores, Naive2 and
+seasonal naive follow the M4 competition's code (``_m4``). Writes ``DIR/forecasts.csv`` (the model's
+forecast, the mean over seeds; Naive2's with ``--model none``), ``DIR/forecasts_<baseline>.csv`` and
+``DIR/m4.json`` (with each seed's settled ``SETTINGS``). ``--peers`` adds the models of ``_peers``
 (statsforecast, neuralforecast: the optional ``bench`` extra) on the same split, scored the same way
 (``DIR/forecasts_peer_*.csv``).
 """
@@ -35,68 +39,21 @@ from typing import Any
 
 import _common as common
 import _m4
+import _m4_args
 import _m4_intervals as intervals
 import _peers
 import numpy as np
 import pandas as pd
 
-from splineforecast.models.registry import DECODERS, MODEL_NAMES
-
-DEFAULT_LOOKBACK = {"hourly": 168, "weekly": 52}
 GRID = {"hourly": "h", "weekly": "W-SUN"}  # the product's data.freq for each M4 frequency
 START = "2000-01-01"
 BASELINES = ("naive2", "seasonal_naive", "naive")
 FALLBACK = "seasonal_naive"  # the forecast of a series the product leaves out
 COLUMNS = ("ds", "unique_id", "y")  # the long table: time, series id, target
+# the run's settled keys m4.json records per seed (the flags' and the experiment's values, or the defaults)
+SETTINGS = ("data.lookback", "data.max_windows_per_series", "model.name", "model.num_layers", "model.hidden_size")
+SETTINGS += ("model.segment", "model.decoder", "model.loss", "model.skip_init", "data.scaler", "trainer.max_epochs")
 MAE_TOLERANCE = 1e-4  # relative: served forecasts against the run's per_series.csv
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--train", required=True, help="M4 wide training file (id, then values)")
-    p.add_argument("--test", required=True, help="M4 wide test file (id, then the horizon's values)")
-    p.add_argument("--freq", required=True, choices=tuple(_m4.FREQUENCIES), help="sets horizon and m")
-    p.add_argument("--out", required=True, help="folder for forecasts*.csv and m4.json")
-    p.add_argument("--model", choices=(*MODEL_NAMES, "none"), default="lstm", help="none: baselines only")
-    p.add_argument("--seeds", type=int, default=1, help="runs, each with its own seed 0..N-1 (default 1)")
-    p.add_argument("--first-seed", type=int, default=0, help="seeds K..K+N-1 instead (runs are deterministic)")
-    p.add_argument("--lookback", type=int, default=None, help="data.lookback; default: 168 hourly, 52 weekly")
-    p.add_argument("--horizon", type=int, default=None, help="default: M4's, 48 hourly, 13 weekly")
-    p.add_argument("--epochs", type=int, default=None, help="trainer.max_epochs (default: the product's)")
-    p.add_argument("--patience", type=int, default=None, help="trainer.patience (default: the product's)")
-    p.add_argument("--windows-per-series", type=int, default=None, help="data.max_windows_per_series")
-    p.add_argument("--batch-size", type=int, default=None, help="data.batch_size (default: the product's)")
-    p.add_argument("--hidden", type=int, default=None, help="model.hidden_size (default: the product's)")
-    p.add_argument("--layers", type=int, default=None, help="model.num_layers (default: the product's)")
-    p.add_argument("--lr", type=float, default=None, help="model.lr (default: the product's)")
-    p.add_argument("--segment", type=int, default=None, help="model.segment (default: the product's)")
-    p.add_argument("--decoder", choices=DECODERS, default=None, help="model.decoder (default: the product's)")
-    for flag, key in (("--loss", "model.loss"), ("--scaler", "data.scaler"), ("--skip-init", "model.skip_init")):
-        p.add_argument(flag, default=None, help=f"{key} (default: the product's)")
-    p.add_argument("--intervals", action="store_true", help="also 95%% intervals (lower.csv, upper.csv, MSIS)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, one per core)")
-    p.add_argument("--runs", default=None, help="keep the product's runs here (default: a temporary folder)")
-    p.add_argument("--quick", action="store_true", help="smoke run: 1 epoch of 4 batches, 1 seed")
-    p.add_argument("--peers", default="", help=f"comma-separated, of {','.join(_peers.PEERS)} (default none)")
-    args = p.parse_args(argv)
-    args.peers = [n for n in args.peers.split(",") if n]
-    unknown = sorted(set(args.peers) - set(_peers.PEERS))
-    if unknown:
-        p.error(f"--peers: unknown {unknown}; choose from {','.join(_peers.PEERS)}")
-    absent = _peers.missing(args.peers)
-    if absent:
-        p.error(
-            f"--peers {','.join(absent)}: not installed; they are the optional `bench` extra: "
-            'pip install -e ".[bench]" (best in a separate virtualenv, e.g. .venv-bench)'
-        )
-    horizon, args.m = _m4.FREQUENCIES[args.freq]
-    args.horizon = args.horizon or horizon
-    args.lookback = args.lookback or DEFAULT_LOOKBACK[args.freq]
-    if min(args.seeds, args.lookback, args.horizon) < 1:
-        p.error("--seeds, --lookback and --horizon must be >= 1")
-    if args.quick:
-        args.epochs, args.seeds = 1, 1
-    return args
 
 
 def long_table(ids: Sequence[str], history: Sequence[np.ndarray], y: np.ndarray, freq: str) -> pd.DataFrame:
@@ -114,32 +71,16 @@ def long_table(ids: Sequence[str], history: Sequence[np.ndarray], y: np.ndarray,
 def product_overrides(args: argparse.Namespace, root: Path, csv: Path, seed: int) -> list[str]:
     """The product's command-line overrides of one seed's run."""
     h = args.horizon
-    given = {
-        "trainer.max_epochs": args.epochs,
-        "trainer.patience": args.patience,
-        "data.max_windows_per_series": args.windows_per_series,
-        "data.batch_size": args.batch_size,
-        "model.hidden_size": args.hidden,
-        "model.num_layers": args.layers,
-        "model.lr": args.lr,
-        "model.segment": args.segment,
-        "model.decoder": args.decoder,
-        "model.loss": args.loss,
-        "data.scaler": args.scaler,
-        "model.skip_init": args.skip_init,
-        "trainer.limit_train_batches": 4 if args.quick else None,
-    }
     return [
+        *([f"experiment={args.experiment}"] if args.experiment else ["data.name=m4"]),
         f"model={args.model}",
         f"data.path={csv}",
-        "data.name=m4",
         "data.series_column=unique_id",
         "data.target=y",
         "data.time_column=ds",
         f"data.freq={GRID[args.freq]}",
         f"data.horizon={h}",
         f"data.season_length={args.m}",
-        f"data.lookback={args.lookback}",
         "data.split.train=100000",  # rows counted from each series' end: train is all before val
         f"data.split.val={h}",
         f"data.split.test={h}",
@@ -149,7 +90,7 @@ def product_overrides(args: argparse.Namespace, root: Path, csv: Path, seed: int
         f"seed={seed}",
         f"run_id=m4-{args.model}-seed{seed}",
         "overwrite=true",  # --runs may hold an earlier run of this seed
-        *(f"{k}={v}" for k, v in given.items() if v is not None),
+        *(f"{k}={v}" for k, v in _m4_args.given_keys(args).items()),
         *(intervals.overrides() if args.intervals else []),
     ]
 
@@ -167,14 +108,16 @@ def compose(overrides: list[str]) -> Any:
         return OmegaConf.to_object(hydra_compose("config", overrides=overrides))
 
 
-def train_run(args: argparse.Namespace, root: Path, csv: Path, seed: int) -> tuple[Any, Any]:
-    """One product run (check, preprocess, train, test scores) of the long table ``csv``; its result and RunPaths."""
+def train_run(args: argparse.Namespace, root: Path, csv: Path, seed: int) -> tuple[Any, Any, dict[str, Any]]:
+    """One product run (check, preprocess, train, test scores) of the long table ``csv``; its result, RunPaths
+    and ``SETTINGS``."""
     from splineforecast import contracts, pipeline
 
     overrides = product_overrides(args, root, csv, seed)
     cfg = compose(overrides)
     checked = contracts.check(cfg)
-    return pipeline.run(cfg, overrides, checked=checked), checked.paths
+    settings = {k: getattr(getattr(cfg, k.split(".")[0]), k.split(".")[1]) for k in SETTINGS}
+    return pipeline.run(cfg, overrides, checked=checked), checked.paths, settings
 
 
 def served(paths: Any, table: pd.DataFrame, kept: Sequence[str], bounds: bool) -> dict[str, np.ndarray]:
@@ -216,7 +159,7 @@ def model_forecast(
     logging) plus the served forecast."""
     csv = root / "m4-long.csv"  # written by run_models: train and test rows, the product splits them
     t0, c0 = time.perf_counter(), time.process_time()
-    result, paths = train_run(args, root, csv, seed)
+    result, paths, settings = train_run(args, root, csv, seed)
     run_seconds = time.perf_counter() - t0
     panel = paths.processed().read_meta().panel
     forecasts = served(paths, table, panel.series_ids, args.intervals)
@@ -239,6 +182,7 @@ def model_forecast(
         "fit_forecast_seconds": seconds,
         "fit_forecast_cpu_seconds": cpu_seconds,  # with --threads 1: about its wall time on an idle core
         "max_rel_gap_vs_per_series": gap,
+        "settings": settings,
     }
     return out, facts | {"left_out": dict(panel.left_out)}
 
@@ -339,6 +283,14 @@ def run_peers(
     return peers
 
 
+def write_long(args: argparse.Namespace) -> None:
+    """``--write-long``: the long table the product's runs read (``COLUMNS``), nothing else."""
+    test = _m4.read_wide(args.test)
+    history, y = _m4.align(_m4.read_wide(args.train), test, args.horizon)
+    long_table(test.ids, history, y, GRID[args.freq])[list(COLUMNS)].to_csv(args.write_long, index=False)
+    print(f"wrote {args.write_long}: {len(test.ids)} series, train then {args.horizon} test values each")
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Read, forecast, score and write the forecasts; the JSON fields."""
     test = _m4.read_wide(args.test)
@@ -371,9 +323,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return result | {"published": published, "fallback": FALLBACK} | extra
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return _m4_args.parse_args(argv, __doc__.splitlines()[0])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print its table and write ``m4.json``."""
     args = parse_args(argv)
+    if args.write_long:
+        write_long(args)
+        return 0
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID"):  # the runs are the benchmark's own, in its folder
         os.environ.pop(name, None)
     started = time.time()
@@ -381,9 +340,10 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.time() - started
     s = result["series"]
     left = f"; {s[f'n_fallback_{FALLBACK}']} left out, forecast by {FALLBACK}" if "n_model" in s else ""
+    ran = result["seeds"][0]["settings"] if result["seeds"] else {"data.lookback": args.lookback}
     print(
         f"\nM4 {args.freq} ({s['n_series']} series, horizon {args.horizon}, m {args.m}; model {args.model}, "
-        f"lookback {args.lookback}{left})"
+        f"lookback {ran['data.lookback']}{left})"
     )
     columns = ("method", "source", "smape", "mase", "owa", *(("seconds",) if result["peers"] else ()))
     print(common.table(_m4.printed(result), columns))
