@@ -3,9 +3,11 @@
     python benchmarks/api_load.py [--clients 50] [--duration 60] [--jobs 50] [--settle 10] [--out PATH]
 
 It trains ``--seed-runs`` tiny runs with the CLI (``data=tiny trainer=smoke``), starts
-``python -m splineforecast.api`` on loopback (dev mode) over their store and artifacts, and then:
+``python -m splineforecast.api`` on loopback (dev mode) over their store and artifacts (timing its start to
+its first healthy answer: the server opens the store and imports the forecasting modules before it listens),
+and then:
 
-0. a warm-up: one request of each kind, one at a time (the first opens the tracking store);
+0. a warm-up: one request of each kind, one at a time (the first forecast loads its run's model);
 1. ``--clients`` clients for ``--duration`` seconds, each one request at a time (bounded concurrency),
    in turn: the run list, a run's detail, a forecast from a run's model (40 rows of history);
 2. ``--jobs`` job submissions at the same moment (``POST /api/v1/jobs``, a 1-epoch tiny run each), then
@@ -15,7 +17,7 @@ A separate process asks ``GET /api/v1/health`` every ``--probe-interval`` second
 gives requests, requests per second, p50/p99/max latency and the answers by status per request kind; below
 it the server's peak RSS (VmHWM of its process, not of the jobs it starts). Expected answers: 2xx, 429 (a
 full job queue) or the documented refusals (400, 401, 404, 413, 422); anything else makes the exit code 1.
-The last lines say whether the health p99 over the whole measurement stayed under 100 ms.
+The last lines say whether the health p99 stayed under 100 ms in every phase and over the whole measurement.
 """
 
 from __future__ import annotations
@@ -97,11 +99,12 @@ class Server:
             self.proc = subprocess.Popen(
                 argv, cwd=root, env=clean_env(root), stdout=log, stderr=log, start_new_session=True
             )
-        deadline = time.monotonic() + 120
+        started = time.monotonic()
         while not self._healthy():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
+            if self.proc.poll() is not None or time.monotonic() > started + 180:
                 sys.exit(f"the API server did not start: {(root / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.2)
+            time.sleep(0.05)
+        self.start_s = time.monotonic() - started  # process start to the first healthy answer
 
     def _healthy(self) -> bool:
         try:
@@ -315,6 +318,7 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     first = {kind: round(seconds * 1000, 1) for kind, _, seconds, _ in warm}
     return {
         "rows": rows_of(phases, health),
+        "start_to_healthy_s": round(server.start_s, 2),
         "first_request_ms": first,
         "peak_rss_mib": rss,
         "jobs_accepted": len(accepted),
@@ -330,16 +334,21 @@ def main(argv: list[str] | None = None) -> int:
         result = measure(args, root)
     rows = result["rows"]
     print(common.table(rows, COLUMNS))
-    print(f"\nfirst request of each kind (warm-up: the store opens), ms: {result['first_request_ms']}")
+    print(f"\nserver start to its first healthy answer: {result['start_to_healthy_s']:.1f} s")
+    print(f"first request of each kind (warm-up), ms: {result['first_request_ms']}")
     print(f"server peak RSS (VmHWM): {result['peak_rss_mib']:.0f} MiB")
     print(f"jobs accepted: {result['jobs_accepted']} of {args.jobs}; at the end: {result['jobs']}")
     unexpected = {f"{r['phase']}/{r['kind']}": r["unexpected"] for r in rows if r["unexpected"]}
-    health_p99 = next(r["p99_ms"] for r in rows if r["phase"] == "all")
-    held = health_p99 < HEALTH_P99_MS
+    health_p99 = {r["phase"]: r["p99_ms"] for r in rows if r["kind"] == "health"}
+    held = all(p99 < HEALTH_P99_MS for p99 in health_p99.values())  # NaN (a phase without a probe) fails
     print(f"unexpected answers: {unexpected or 'none'}")
-    print(f"health p99 {health_p99:.1f} ms: {'under' if held else 'OVER'} the {HEALTH_P99_MS:.0f} ms bar")
+    for phase, p99 in health_p99.items():
+        print(f"health p99 {phase}: {p99:.1f} ms, {'under' if p99 < HEALTH_P99_MS else 'OVER'} the bar")
+    print(f"health p99 under {HEALTH_P99_MS:.0f} ms in every phase: {'yes' if held else 'NO'}")
     config = {k: v for k, v in vars(args).items() if k not in ("out", "keep")}
-    common.save_result(args.out, "api_load", config, **result, unexpected=unexpected, health_bar_held=held)
+    common.save_result(
+        args.out, "api_load", config, **result, unexpected=unexpected, health_p99_ms=health_p99, health_bar_held=held
+    )
     return 1 if unexpected else 0
 
 

@@ -28,7 +28,7 @@ SECURITY_HEADERS = {
 }
 
 
-def wait_healthy(base: str, died: Callable[[], str | None], timeout: float = 30.0) -> None:
+def wait_healthy(base: str, died: Callable[[], str | None], timeout: float = 120.0) -> None:
     """Poll ``base``'s health endpoint until it answers 200; ``died()`` names why the server is gone (its log)
     or is None while it runs. Fails when it died or did not answer within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

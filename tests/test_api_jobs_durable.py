@@ -68,7 +68,7 @@ class Server:
             )
         self.base = f"http://127.0.0.1:{port}"
         proc = self.proc
-        wait_healthy(self.base, lambda: None if proc.poll() is None else self.log.read_text(), timeout=60)
+        wait_healthy(self.base, lambda: None if proc.poll() is None else self.log.read_text())
         return self
 
     def kill(self) -> None:

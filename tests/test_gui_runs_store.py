@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from conftest import Cli
 
-from splineforecast.api.runs import RunStore, warm_in_background
+from splineforecast.api.runs import RunStore
 
 NAN_RUN = "nan-run"
 
@@ -71,11 +71,8 @@ def test_warm_up_leaves_a_missing_store_unmade_and_only_logs_an_unreadable_one(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     missing = RunStore(f"sqlite:///{tmp_path}/none/mlflow.db", "splineforecast", tmp_path / "artifacts")
-    thread = warm_in_background(missing)
-    assert thread is not None
-    thread.join(timeout=60)
-    assert not thread.is_alive() and not (tmp_path / "none").exists()
-    assert warm_in_background(object()) is None  # a store without warm(): nothing to start
+    missing.warm()
+    assert not (tmp_path / "none").exists()
 
     broken = tmp_path / "broken" / "mlflow.db"
     broken.parent.mkdir()

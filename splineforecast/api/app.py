@@ -34,7 +34,7 @@ from splineforecast.api.jobs import (
     TrainRequest,
     UnknownDataset,
 )
-from splineforecast.api.runs import RunStore, warm_in_background
+from splineforecast.api.runs import RunStore
 from splineforecast.api.security import (
     API_KEY,
     API_PREFIX,
@@ -263,7 +263,9 @@ def _add_docs_routes(router: APIRouter, app: FastAPI) -> None:
 def _new_app(jobs: JobManager, store: RunStore) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        warm_in_background(store)  # MLflow loaded and the store opened before the first request asks
+        warm = getattr(store, "warm", None)  # a store without warm() has no one-time work
+        if warm is not None:  # in a worker thread: uvicorn listens once this returns, so no request waits for it
+            await run_in_threadpool(warm)
         yield
         await run_in_threadpool(jobs.shutdown)
 

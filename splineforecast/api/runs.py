@@ -93,20 +93,25 @@ class RunStore:
         return [self._summary(r) for r in runs if RUN_ID_TAG in r.data.tags]
 
     def warm(self) -> None:
-        """Loads MLflow and opens the store (a first listing), so that the first request does not wait for them.
+        """The one-time work of a first request, done before the server listens (the app's lifespan): loads
+        MLflow and opens the store (a first listing), and imports what a first forecast runs (torch and the
+        serving modules), so that no request waits for them and no import stalls the health answers.
 
-        A sqlite store not made yet is left to the first run to make. A store that cannot be read now is only
-        logged: each request reports its own error.
+        A sqlite store not made yet is left to the first run to make. A store that cannot be read now, or a
+        forecasting import that fails, is only logged: each request reports its own error.
         """
         db = sqlite_path(self.uri)
         try:
             if db is not None and not db.is_file():
                 from splineforecast import tracking  # noqa: F401 - loads mlflow
-
-                return
-            self.list_runs(1)
+            else:
+                self.list_runs(1)
         except Exception:  # noqa: BLE001 - the warm-up must never stop the server
             _log.warning("could not open the tracking store %s ahead of the first request", self.uri, exc_info=True)
+        try:
+            import_forecasting()
+        except Exception:  # noqa: BLE001 - nor may a broken install: a forecast then reports it
+            _log.warning("could not import the forecasting modules ahead of the first forecast", exc_info=True)
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         """A run's params, metrics, artifact list and report; None when no run has that run_id."""
@@ -191,14 +196,14 @@ class RunStore:
         )
 
 
-def warm_in_background(store: Any) -> threading.Thread | None:
-    """Starts ``store.warm()`` in a daemon thread (a store without ``warm`` is left alone); returns the thread."""
-    warm = getattr(store, "warm", None)
-    if warm is None:
-        return None
-    thread = threading.Thread(target=warm, name="runs-warm-up", daemon=True)
-    thread.start()
-    return thread
+def import_forecasting() -> None:
+    """Imports what ``load_run_forecaster`` and a forecast import on first use: torch (and what it loads for
+    ``torch.load``), the serving modules and the panel preprocessor. Lightning and MLflow's pyfunc are not
+    among them: a run's network loads without either."""
+    import torch.utils.serialization  # noqa: F401 - imported by the first torch.load
+
+    from splineforecast import serving, serving_panel  # noqa: F401
+    from splineforecast.data import panel_preprocess  # noqa: F401
 
 
 def artifact_list(client: Any, mlflow_run_id: str, artifact_uri: str | None) -> list[dict[str, Any]]:
