@@ -1,5 +1,5 @@
-"""Startup checks of size and scorability: the config's sizes within :mod:`splineforecast.bounds`, a run
-whose metrics can be computed, and a ``last.ckpt`` a resume can read.
+"""Checks of size and scorability: the config's sizes within :mod:`splineforecast.bounds`, a run whose
+metrics can be computed (at startup, and its scores once computed), and a ``last.ckpt`` a resume can read.
 
 Torch-free (the checkpoint's full load imports it only when asked), so ``contracts`` calls these before
 anything is allocated or written.
@@ -7,8 +7,10 @@ anything is allocated or written.
 
 from __future__ import annotations
 
+import math
 import struct
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,7 @@ from splineforecast.config import Config
 from splineforecast.data.splits import Split, time_splits
 from splineforecast.errors import ContractError, ErrorCode
 from splineforecast.models.registry import CELLS
+from splineforecast.records import EvalResult
 
 _GATES = {"LSTM": 4, "GRU": 3}
 
@@ -71,15 +74,20 @@ def check_sizes(cfg: Config) -> None:
     bounds.check_train_memory(size, keys)
 
 
-def rows_needed(season_length: int, sizes: tuple[float, float, float]) -> int | None:
-    """The fewest rows whose split (``data.split`` sizes) leaves ``season_length`` rows before the test part;
-    None when no row count does (train and val given as row counts)."""
+def rows_needed(
+    season_length: int, sizes: tuple[float, float, float], split_of: Callable[[int], Split] | None = None
+) -> int | None:
+    """The fewest rows whose split (``data.split`` sizes, or ``split_of(n)``: a panel series' split of ``n``
+    rows) leaves ``season_length`` rows from the start of train to the test part; None when no row count
+    does (train and val given as row counts)."""
+    cut = split_of or (lambda n: time_splits(n, *sizes))
 
     def enough(n: int) -> bool:
         try:
-            return time_splits(n, *sizes).test[0] >= season_length
+            split = cut(n)
         except ContractError:
             return False
+        return split.test[0] - split.train[0] >= season_length  # rows before train are dropped (a panel)
 
     low, high = season_length, bounds.BOUNDS["data.max_rows"].high
     if not enough(high):
@@ -90,36 +98,44 @@ def rows_needed(season_length: int, sizes: tuple[float, float, float]) -> int | 
     return low
 
 
+def more_rows(season_length: int, n_rows: int, need: int | None) -> str:
+    """The second fix of a season longer than the rows before the test part: a series of ``need`` rows."""
+    if need is not None:
+        return f"or supply a series of at least {need} rows (it has {n_rows})"
+    return f"or give data.split.train + data.split.val at least {season_length} rows"
+
+
 def check_scorable(
-    target: np.ndarray, observed: np.ndarray, split: Split, season_length: int, sizes: tuple[float, float, float]
+    target: np.ndarray,
+    observed: np.ndarray,
+    split: Split,
+    season_length: int,
+    sizes: tuple[float, float, float],
+    more: Callable[[], str] | None = None,
 ) -> None:
     """A run whose test metrics and baselines can all be computed: ``season_length`` rows before the test
     part (the seasonal-naive baseline, scored on the same points as the model, looks one season back from
     every test point), an observed target in the test part that varies (R2), and a pair of observed train
-    values a lag apart (the scale of MASE).
+    values a lag apart that differ (the scale of MASE).
 
     Args:
         target: (T,) the target in any affine scale; ``observed``: (T,) true where it was observed.
         sizes: ``data.split``'s train, val and test sizes, to say how many rows would do.
+        more: the second fix of a season too long (default :func:`more_rows` of ``sizes``; a panel's own).
 
     Raises:
         ContractError: CONFIG_ERROR naming ``data.season_length`` and the rows needed; INSUFFICIENT_DATA_ERROR
             for a test part with nothing to score, or a train part that gives MASE no scale.
     """
-    before, n_rows = split.test[0], len(target)
+    before = split.test[0]
     if before < season_length:
-        need = rows_needed(season_length, sizes)
-        more = (
-            f"or supply a series of at least {need} rows (it has {n_rows})"
-            if need is not None
-            else f"or give data.split.train + data.split.val at least {season_length} rows"
-        )
+        fix = more() if more else more_rows(season_length, len(target), rows_needed(season_length, sizes))
         raise ContractError(
             ErrorCode.CONFIG_ERROR,
             f"`data.season_length` ({season_length}) needs {season_length} rows before the test part, and data.split "
             f"leaves {before}: the seasonal-naive baseline and MASE look one season back from every test point, "
             f"so no test point could be scored. Set data.season_length <= {before} (the season of the data's "
-            f"frequency, e.g. 7 for daily), {more}",
+            f"frequency, e.g. 7 for daily), {fix}",
         )
     a, b = split.test
     seen = target[a:b][observed[a:b]]
@@ -130,15 +146,93 @@ def check_scorable(
             f"the test part (rows {a}..{b - 1}) holds {what}: its metrics (R2 needs two values) cannot be "
             "computed; enlarge data.split.test or supply a series observed there",
         )
-    t0, t1 = split.train
+    _check_mase_scale(target, observed, split.train, season_length)
+
+
+def _check_mase_scale(target: np.ndarray, observed: np.ndarray, train: tuple[int, int], season_length: int) -> None:
+    """The train part's seasonal-naive MAE (MASE's scale, ``scaling.seasonal_mae``) exists and is not 0."""
+    t0, t1 = train
     lag = season_length if t1 - t0 >= 2 * season_length else 1  # scaling.seasonal_mae's rule
-    train_seen = observed[t0:t1]
-    if not (train_seen[lag:] & train_seen[:-lag]).any():
+    y, seen = target[t0:t1], observed[t0:t1]
+    pairs = seen[lag:] & seen[:-lag]
+    if not pairs.any():
         raise ContractError(
             ErrorCode.INSUFFICIENT_DATA_ERROR,
             f"the train part holds no two observed target values {lag} rows apart (data.season_length "
             f"{season_length}): MASE has no scale; supply a series observed more densely or change data.split",
         )
+    if not (y[lag:][pairs] != y[:-lag][pairs]).any():
+        raise ContractError(
+            ErrorCode.INSUFFICIENT_DATA_ERROR,
+            f"every pair of observed train values {lag} rows apart is equal (data.season_length {season_length}): "
+            "the train part's seasonal-naive MAE, MASE's scale, is 0, so MASE cannot be computed; supply a "
+            "series that varies in its train part, change data.split, or set data.season_length to another lag",
+        )
+
+
+def result_values(result: EvalResult) -> dict[str, float]:
+    """Every score a run records as its result, by the name MLflow logs it under (``mae``, ``naive/mase``,
+    ``mean_mase``, ``crps``, ...), and each per-step score as ``per_horizon/<forecaster>/<score>[<step>]``."""
+    values: dict[str, float] = {}
+    groups = {"model": result.metrics, **result.baselines}
+    panel = (
+        {}
+        if result.panel is None
+        else {n: {f"mean_{k}": v for k, v in m.items()} for n, m in result.panel.mean.items()}
+    )
+    levels = (result.uncertainty or {}).get("scores", {})
+    for table in (groups, panel, levels):
+        for name, scores in table.items():
+            values.update({(k if name == "model" else f"{name}/{k}"): float(v) for k, v in scores.items()})
+    steps = [result.scores.per_horizon, (result.uncertainty or {}).get("per_horizon", {})]
+    for table in steps:
+        for name, scores in table.items():
+            for k, per_step in scores.items():
+                values.update({f"per_horizon/{name}/{k}[{h + 1}]": float(v) for h, v in enumerate(per_step)})
+    return values
+
+
+def _why(name: str, result: EvalResult) -> str:
+    """Why the score ``name`` of ``result`` has no finite value."""
+    if result.scores.n_points == 0:
+        return "no test point was scored (no observed test point has a forecast of the model and every baseline)"
+    if name.startswith("per_horizon/"):
+        return "no test point was scored at that horizon step"
+    score = name.rsplit("/", 1)[-1].removeprefix("mean_")
+    reasons = {
+        "r2": "the scored test points hold one value, and R2 needs two",
+        "mase": "the train part's seasonal-naive MAE, MASE's scale, is 0",
+        "msis": "the train part's seasonal-naive MAE, MSIS's scale, is 0",
+        "mape": "an actual of 0 meets a floor of 0 (the train part's mean absolute target is 0)",
+    }
+    why = reasons.get(score.split("_", 1)[0], "the forecasts or the truth it is computed from are not finite")
+    return why if result.panel is None else f"no series of the panel has a finite {score} (in each, {why})"
+
+
+def check_metrics(result: EvalResult) -> None:
+    """After scoring: every score the run would record as its result (:func:`result_values`: the model's,
+    the baselines', the panel's means, the interval scores, each horizon step's) is finite.
+
+    The baselines' scores count: they are logged to the run beside the model's, and the model is judged by
+    them. A run that fails here records no result: the caller writes no metrics.json and ends its MLflow
+    run FAILED.
+
+    Raises:
+        ContractError: INSUFFICIENT_DATA_ERROR naming the first scores that are NaN or infinite and why.
+    """
+    bad = {k: v for k, v in result_values(result).items() if not math.isfinite(v)}
+    if not bad:
+        return
+    first = next(iter(bad))
+    shown = ", ".join(f"{k} = {v}" for k, v in list(bad.items())[:4]) + (
+        f" (and {len(bad) - 4} more)" if len(bad) > 4 else ""
+    )
+    raise ContractError(
+        ErrorCode.INSUFFICIENT_DATA_ERROR,
+        f"the run's test scores cannot all be computed: {shown}; {first}: {_why(first, result)}. The run "
+        "records no metrics. Score more test points (enlarge data.split.test, lower data.stride) or supply "
+        "data that varies where it is scored, then start the run over with overwrite=true",
+    )
 
 
 def check_resumable(path: Path, load: bool = False) -> None:

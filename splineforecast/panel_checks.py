@@ -6,6 +6,7 @@ series validated and put on the grid (messages name the series id and the file l
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from splineforecast.data.panel import (
     WIDE_SERIES_COLUMN,
     WIDE_TARGET,
     PanelTable,
+    SeriesFrame,
+    _from_end_split,
     calendar_cutoffs,
     split_panel,
     target_names,
@@ -28,6 +31,7 @@ from splineforecast.data.panel import (
     validate_wide,
 )
 from splineforecast.errors import ContractError, ErrorCode
+from splineforecast.limits import check_scorable, more_rows, rows_needed
 
 
 def _config_error(message: str) -> ContractError:
@@ -102,7 +106,8 @@ def check_panel_raw(cfg: Config) -> PanelRawInputs:
 
     Raises:
         ContractError: the first failed check (FILE_NOT_FOUND, DATA_SCHEMA_ERROR naming the series and
-            line, CONFIG_ERROR, INSUFFICIENT_DATA_ERROR when no series holds a window in every part).
+            line, CONFIG_ERROR, INSUFFICIENT_DATA_ERROR when no series holds a window in every part; the
+            code of :func:`~splineforecast.limits.check_scorable` when no series can be scored).
     """
     read = panel_frames(cfg)
     return split_frames(cfg, read, read.frames)
@@ -135,7 +140,61 @@ def split_frames(
     series already left out, with the reason."""
     d = cfg.data
     series, short, rule = split_panel(frames, d.split, d.lookback, d.horizon)
-    short = {**(left_out or {}), **short}
+    series, unscorable = scorable_series(cfg, series, read.target, {k: len(v) for k, v in frames.items()})
+    short = {**(left_out or {}), **short, **unscorable}
     notes = {**read.notes, "series_kept": len(series), "series_left_out": len(short)}
     panel = PanelTable(read.series_column, read.target, series, short, read.freq, rule, notes, read.wide)
     return PanelRawInputs(read.source, read.n_rows, panel, read.covariates)
+
+
+def scorable_series(
+    cfg: Config, series: list[SeriesFrame], target: str, n_rows: dict[str, int]
+) -> tuple[list[SeriesFrame], dict[str, str]]:
+    """The series whose test metrics can be computed (``limits.check_scorable``, each on its own split),
+    and the others with the reason; a series left out here is neither trained on nor scored, like one too
+    short for a window, so the panel's means are over the series scored.
+
+    Args:
+        target: the target column of every series' frame.
+        n_rows: each series' rows on the grid, before the split dropped any (what a longer series counts).
+
+    Raises:
+        ContractError: the first series' refusal (CONFIG_ERROR naming data.season_length and the rows
+            needed, or INSUFFICIENT_DATA_ERROR) when no series can be scored.
+    """
+    d = cfg.data
+    kept: list[SeriesFrame] = []
+    refused: dict[str, ContractError] = {}
+    for s in series:
+        y = s.frame[target].to_numpy(dtype=float)
+        try:
+            check_scorable(y, ~pd.isna(y), s.split, d.season_length, _sizes(cfg), _more(cfg, n_rows[s.id]))
+        except ContractError as exc:
+            refused[s.id] = exc
+            continue
+        kept.append(s)
+    if not kept:
+        sid, first = next(iter(refused.items()))
+        others = f" (and {len(refused) - 1} more series likewise)" if len(refused) > 1 else ""
+        raise ContractError(
+            first.code, f"no series of the panel can be scored; series `{sid}`{others}: {first.message}"
+        )
+    return kept, {sid: f"cannot be scored: {exc.message}" for sid, exc in refused.items()}
+
+
+def _sizes(cfg: Config) -> tuple[float, float, float]:
+    s = cfg.data.split
+    return s.train, s.val, s.test
+
+
+def _more(cfg: Config, n_rows: int) -> Callable[[], str]:
+    """The second fix of a season longer than a series' rows before its test part, as its split rule says."""
+    d = cfg.data
+
+    def more() -> str:
+        if calendar_cutoffs(d.split) is not None:
+            return f"or give each series at least {d.season_length} rows before data.split.test_start"
+        need = rows_needed(d.season_length, _sizes(cfg), lambda n: _from_end_split(n, d.split)[0])
+        return more_rows(d.season_length, n_rows, need)
+
+    return more

@@ -28,10 +28,11 @@ from splineforecast.data.engine import series_mapper
 from splineforecast.data.panel_preprocess import PanelPreprocessor
 from splineforecast.data.preprocess import Preprocessor
 from splineforecast.data.processed import Processed
+from splineforecast.errors import ContractError
 from splineforecast.evaluation import TestForecast, forecast_test, predict_with_truth, score_test, score_test_levels
 from splineforecast.files import write_bytes
 from splineforecast.forecast_table import test_forecast_frame, to_csv
-from splineforecast.limits import check_resumable
+from splineforecast.limits import check_metrics, check_resumable
 from splineforecast.lineage import run_inputs
 from splineforecast.models.module import ForecastModule
 from splineforecast.models.spec import DataSpec
@@ -166,6 +167,7 @@ def train(
         panel=None if panel is None else panel.panel,
         uncertainty=uncertainty,
     )
+    _check_result(paths, result)
     paths.write_eval(result)
     levels = None if uncertainty is None else list(uncertainty["levels"])
     paths.write_serving(dataclasses.replace(_serving_settings(cfg, paths, inputs), quantiles=levels))
@@ -175,6 +177,17 @@ def train(
         head = _report_head(cfg, inputs, result, paths.forecast_png.name)
         write_panel_report(cfg, paths, inputs, panel, result, head)
     return result
+
+
+def _check_result(paths: RunPaths, result: EvalResult) -> None:
+    """Refuse a result with a NaN or infinite score (``limits.check_metrics``); a run refused here keeps no
+    metrics.json, report or test forecasts of an earlier run of its run_id, and its MLflow run ends FAILED."""
+    try:
+        check_metrics(result)
+    except ContractError:
+        for path in (paths.metrics_json, paths.per_series_csv, paths.test_forecast_csv, paths.report_md):
+            path.unlink(missing_ok=True)
+        raise
 
 
 def _calibrate(cfg: Config, paths: RunPaths, net: torch.nn.Module, data: WindowDataModule) -> Calibration | None:
