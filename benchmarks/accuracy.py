@@ -45,6 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--decoder", choices=DECODERS, default="direct", help="model.decoder (default direct)")
     p.add_argument("--dropout", type=float, default=0.0, help="model.dropout (default 0)")
     p.add_argument("--loss", choices=("auto", "mse", "mae"), default="auto", help="model.loss (default auto: mse)")
+    p.add_argument("--lr", type=float, default=1e-3, help="model.lr (default 0.001)")
+    p.add_argument("--series-embedding", type=int, default=0, help="M: model.series_embedding (default 0: none)")
     p.add_argument("--lookback", type=int, default=96)
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-size", type=int, default=64)
@@ -123,6 +125,7 @@ def model_config(args: argparse.Namespace, model: str) -> Any:
         segment=args.segment,
         decoder=args.decoder,
         loss=getattr(args, "loss", "auto"),
+        lr=getattr(args, "lr", 1e-3),
     )
 
 
