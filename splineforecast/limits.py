@@ -230,8 +230,9 @@ def check_metrics(result: EvalResult) -> None:
     raise ContractError(
         ErrorCode.INSUFFICIENT_DATA_ERROR,
         f"the run's test scores cannot all be computed: {shown}; {first}: {_why(first, result)}. The run "
-        "records no metrics. Score more test points (enlarge data.split.test, lower data.stride) or supply "
-        "data that varies where it is scored, then start the run over with overwrite=true",
+        "records no metrics. Score more test points (enlarge data.split.test; raise spline.max_gap where "
+        "unfilled gaps drop test windows) or supply data that varies where it is scored, then start the run "
+        "over with overwrite=true",
     )
 
 
