@@ -17,6 +17,9 @@ A separate process asks ``GET /api/v1/health`` every ``--probe-interval`` second
 gives requests, requests per second, p50/p99/max latency and the answers by status per request kind; below
 it the server's peak RSS (VmHWM of its process, not of the jobs it starts). Expected answers: 2xx, 429 (a
 full job queue) or the documented refusals (400, 401, 404, 413, 422); anything else makes the exit code 1.
+Per phase it also gives how many threads of the server (and of its event loop, the probe and the load
+generator) waited for a CPU on average (run-queue seconds per second, /proc schedstat), and the load average:
+on a shared machine, a slow health answer there is the machine's queue for its cores, not the server's work.
 The last lines say whether the health p99 stayed under 100 ms in every phase and over the whole measurement.
 """
 
@@ -100,15 +103,16 @@ class Server:
                 argv, cwd=root, env=clean_env(root), stdout=log, stderr=log, start_new_session=True
             )
         started = time.monotonic()
-        while not self._healthy():
-            if self.proc.poll() is not None or time.monotonic() > started + 180:
-                sys.exit(f"the API server did not start: {(root / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.05)
+        with httpx.Client(timeout=2) as client:  # one client: each httpx.get() builds a TLS context (~70 ms CPU)
+            while not self._healthy(client):
+                if self.proc.poll() is not None or time.monotonic() > started + 180:
+                    sys.exit(f"the API server did not start: {(root / 'server.log').read_text()[-2000:]}")
+                time.sleep(0.05)
         self.start_s = time.monotonic() - started  # process start to the first healthy answer
 
-    def _healthy(self) -> bool:
+    def _healthy(self, client: httpx.Client) -> bool:
         try:
-            return httpx.get(f"{self.base}/api/v1/health", timeout=2).status_code == 200
+            return client.get(f"{self.base}/api/v1/health").status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -157,8 +161,9 @@ def job_pids(root: Path) -> list[int]:
     return pids
 
 
-def probe(base: str, interval: float, stop: Any, out: Any) -> None:
-    """In its own process: GET health every ``interval`` s until ``stop`` is set; put the samples on ``out``."""
+def probe(base: str, interval: float, stop: Any, ready: Any, out: Any) -> None:
+    """In its own process: GET health every ``interval`` s until ``stop`` is set (``ready`` once the first one is
+    answered); put the samples on ``out``."""
     samples: list[Sample] = []
     with httpx.Client(base_url=base, timeout=10) as client:
         while not stop.is_set():
@@ -168,6 +173,7 @@ def probe(base: str, interval: float, stop: Any, out: Any) -> None:
             except httpx.HTTPError as exc:
                 status = type(exc).__name__
             samples.append(("health", t0, time.monotonic() - t0, status))
+            ready.set()
             time.sleep(max(0.0, interval - (time.monotonic() - t0)))
     out.put(samples)
 
@@ -197,7 +203,8 @@ async def read_load(
     """``clients`` loops of one request at a time for ``duration`` s (or ``turns`` requests each): the run list,
     a run's detail and a forecast in turn."""
     body = forecast_body()
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    # idle connections dropped after 2 s: before the server's 5 s keep-alive closes them under a request
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients, keepalive_expiry=2.0)
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
         kinds: dict[str, Callable[[str], Any]] = {
             "run list": lambda _: client.get("/api/v1/runs"),
@@ -279,6 +286,28 @@ def rows_of(phases: list[tuple[str, float, float, list[Sample]]], health: list[S
     return rows
 
 
+def cpu_waits(pids: dict[str, int]) -> dict[str, float]:
+    """Seconds the live threads of each process (by name) have waited on a run queue for a CPU so far
+    (/proc schedstat), and of the server's event loop (its main thread) alone; the 1-minute load average."""
+    waits = {"load average": float(Path("/proc/loadavg").read_text().split()[0])}
+    for name, pid in pids.items():
+        tasks = [t for t in Path(f"/proc/{pid}/task").iterdir() if name != "server event loop" or t.name == str(pid)]
+        waits[name] = sum(int((t / "schedstat").read_text().split()[1]) for t in tasks if (t / "schedstat").exists())
+        waits[name] /= 1e9
+    return waits
+
+
+def wait_shares(names: list[str], marks: list[dict[str, float]], bounds: list[float]) -> dict[str, Any]:
+    """Per phase: the threads of each process waiting for a CPU on average (run-queue seconds per second), and
+    the load average at its end."""
+    out: dict[str, Any] = {}
+    for i, phase in enumerate(names):
+        seconds = bounds[i + 1] - bounds[i]
+        out[phase] = {k: round((marks[i + 1][k] - marks[i][k]) / seconds, 3) for k in marks[i] if k != "load average"}
+        out[phase]["load average"] = marks[i + 1]["load average"]
+    return out
+
+
 def job_outcomes(base: str, accepted: list[str]) -> dict[str, int]:
     """The statuses of the accepted jobs when the measurement ends."""
     counts: Counter[str] = Counter()
@@ -293,19 +322,22 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     run_ids = seed_runs(root, args.seed_runs)
     server = Server(root)
     ctx = multiprocessing.get_context("spawn")
-    stop, out = ctx.Event(), ctx.Queue()
-    prober = ctx.Process(target=probe, args=(server.base, args.probe_interval, stop, out))
+    stop, ready, out = ctx.Event(), ctx.Event(), ctx.Queue()
+    prober = ctx.Process(target=probe, args=(server.base, args.probe_interval, stop, ready, out))
     try:
         prober.start()
-        time.sleep(1.0)  # the probe is up
-        tw = time.monotonic()
-        warm = asyncio.run(read_load(server.base, 1, 0.0, run_ids, turns=3))  # the store opens on first use
-        t0 = time.monotonic()
+        if not ready.wait(timeout=120):
+            sys.exit("the health probe did not start")
+        pids = {"server": server.proc.pid, "server event loop": server.proc.pid, "probe": prober.pid or 0}
+        pids["load generator"] = os.getpid()
+        marks, tw = [cpu_waits(pids)], time.monotonic()
+        warm = asyncio.run(read_load(server.base, 1, 0.0, run_ids, turns=3))  # a first request of each kind
+        marks, t0 = [*marks, cpu_waits(pids)], time.monotonic()
         reads = asyncio.run(read_load(server.base, args.clients, args.duration, run_ids))
-        t1 = time.monotonic()
+        marks, t1 = [*marks, cpu_waits(pids)], time.monotonic()
         burst, accepted = asyncio.run(job_burst(server.base, args.jobs))
         time.sleep(args.settle)
-        t2 = time.monotonic()
+        marks, t2 = [*marks, cpu_waits(pids)], time.monotonic()
         stop.set()
         health = out.get(timeout=60)
         prober.join(timeout=30)
@@ -320,6 +352,7 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         "rows": rows_of(phases, health),
         "start_to_healthy_s": round(server.start_s, 2),
         "first_request_ms": first,
+        "cpu_wait": wait_shares([p[0] for p in phases], marks, [tw, t0, t1, t2]),
         "peak_rss_mib": rss,
         "jobs_accepted": len(accepted),
         "jobs": outcomes,
@@ -337,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nserver start to its first healthy answer: {result['start_to_healthy_s']:.1f} s")
     print(f"first request of each kind (warm-up), ms: {result['first_request_ms']}")
     print(f"server peak RSS (VmHWM): {result['peak_rss_mib']:.0f} MiB")
+    print(f"threads waiting for a CPU on average (run-queue s per s), by phase: {result['cpu_wait']}")
     print(f"jobs accepted: {result['jobs_accepted']} of {args.jobs}; at the end: {result['jobs']}")
     unexpected = {f"{r['phase']}/{r['kind']}": r["unexpected"] for r in rows if r["unexpected"]}
     health_p99 = {r["phase"]: r["p99_ms"] for r in rows if r["kind"] == "health"}
