@@ -36,6 +36,7 @@ METRIC_KEYS = ("mse_scaled", "mae_scaled", "mae", "rmse", "mase")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = common.base_parser(__doc__.splitlines()[0], "accuracy")
     p.add_argument("--seeds", type=int, default=3, help="seeds per model (default 3; 1 with --quick)")
+    p.add_argument("--first-seed", type=int, default=0, help="the seeds are FIRST..FIRST+SEEDS-1 (default 0)")
     p.add_argument("--models", default=",".join(MODELS), help=f"comma list of {','.join(MODELS)}")
     p.add_argument("--settings", default=",".join(DEFAULT_SETTINGS), help="comma list of S,MS,M (default S,MS)")
     p.add_argument("--horizons", default=",".join(map(str, HORIZONS)), help="comma list (default 24,96)")
@@ -241,7 +242,7 @@ def run_horizon(
     rows: list[dict[str, Any]] = []
     ctx: dict[str, Any] | None = None
     for model in args.models:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             forecast, test, facts = train_one(values, mask, split, args, model, horizon, seed)
             if ctx is None:  # the test windows are known once a data module is built: score the baselines then
                 starts = test.starts.numpy()
