@@ -11,7 +11,7 @@ are read. Memory is the peak RSS growth since the imports, and since the panel w
 the raw float32 array (N x steps x 4 bytes). ``--cluster`` also preprocesses on a ``distributed.LocalCluster``
 (2 worker processes, 1 thread each, on 127.0.0.1) and ``--n-jobs`` in loky processes; both are checked
 bit-identical to the serial arrays. ``--profile N`` prints the cProfile of one serial preprocessing of N
-series; ``--quick`` is a smoke run.
+series; ``--quick`` is a smoke run (the cluster's 2 workers are threads of the size's process, still over TCP).
 """
 
 from __future__ import annotations
@@ -59,7 +59,9 @@ def parse_args(argv: list[str] | None = None) -> Any:
     p.add_argument("--cluster", action="store_true", help="also preprocess on a 2-worker LocalCluster")
     p.add_argument("--n-jobs", type=int, default=1, help="also preprocess in this many loky processes (>1)")
     p.add_argument("--profile", type=int, default=None, help="print the cProfile of N series, then exit")
-    p.add_argument("--quick", action="store_true", help="smoke run: 20,40 series of 300 steps, 5 batches")
+    p.add_argument(
+        "--quick", action="store_true", help="smoke run: 20,40 series of 300 steps, 5 batches, threads as workers"
+    )
     p.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # the per-size child process
     args = p.parse_args(argv)
     if args.quick:
@@ -137,16 +139,18 @@ def identical(a: Any, b: Any) -> bool:
     )
 
 
-def on_cluster(series: list[Any], serial: Any) -> dict[str, Any]:
-    """Preprocess on a 2-worker LocalCluster on loopback: startup and preprocessing seconds."""
+def on_cluster(series: list[Any], serial: Any, processes: bool) -> dict[str, Any]:
+    """Preprocess on a 2-worker LocalCluster on loopback (TCP; the workers in their own processes, or threads of
+    this one when not ``processes``): startup and preprocessing seconds."""
     from distributed import LocalCluster
 
     from splineforecast.data.engine import series_mapper
 
     t0 = time.perf_counter()
     with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
-    ) as cluster:
+        n_workers=2, threads_per_worker=1, processes=processes, host="127.0.0.1", protocol="tcp://",
+        dashboard_address=None,
+    ) as cluster:  # fmt: skip
         t1 = time.perf_counter()
         out, fit_s, transform_s = preprocess(series, series_mapper(1, cluster.scheduler_address))
     return {"cluster_start_s": t1 - t0, "cluster_s": fit_s + transform_s, "cluster_identical": identical(out, serial)}
@@ -180,7 +184,7 @@ def one_size(args: Any) -> dict[str, Any]:
     if args.n_jobs > 1:
         row |= in_processes(series, out, args.n_jobs)
     if args.cluster:
-        row |= on_cluster(series, out)
+        row |= on_cluster(series, out, processes=not args.quick)
     return row
 
 
@@ -188,6 +192,7 @@ def run_child(args: Any, n: int) -> dict[str, Any]:
     argv = [sys.executable, __file__, "--one", str(n), "--steps", str(args.steps), "--gaps", str(args.gaps)]
     argv += ["--batches", str(args.batches), "--n-jobs", str(args.n_jobs), "--window-series", str(args.window_series)]
     argv += ["--cluster"] if args.cluster else []
+    argv += ["--quick"] if args.quick else []  # its cluster's workers are threads
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         sys.exit(f"{n} series failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
