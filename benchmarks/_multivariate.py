@@ -85,6 +85,8 @@ def compose(args: argparse.Namespace, horizon: int, model: str, seed: int) -> An
         f"model.segment={getattr(args, 'segment', 1)}",
         f"model.decoder={getattr(args, 'decoder', 'direct')}",
         f"model.dropout={getattr(args, 'dropout', 0.0)}",
+        f"model.lr={getattr(args, 'lr', 1e-3)}",
+        f"model.series_embedding={getattr(args, 'series_embedding', 0)}",
         f"seed={seed}",
     ]
     register_configs()
@@ -166,7 +168,7 @@ def run_horizon(
     """Every model and seed of setting M at one horizon, and the baselines beside them."""
     rows: list[dict[str, Any]] = []
     for model in args.models:
-        for seed in range(args.seeds):
+        for seed in range(getattr(args, "first_seed", 0), getattr(args, "first_seed", 0) + args.seeds):
             cfg = compose(args, horizon, model, seed)
             done, data = panel_data(cfg)
             check_protocol(done, data, args.split, args.lookback, horizon)
