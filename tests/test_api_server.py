@@ -160,7 +160,7 @@ def test_fuzz_openapi_no_server_errors_and_no_success_without_token(server: tupl
         "not_a_server_error",
         "--exclude-operation-id",
         "start_job_api_v1_jobs_post",
-        max_time=15,
+        max_time=10,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     with_token = statuses(0)
@@ -169,7 +169,7 @@ def test_fuzz_openapi_no_server_errors_and_no_success_without_token(server: tupl
 
     # without the token (every operation, POST /jobs included): nothing but health succeeds
     offset = log.stat().st_size
-    done = _schemathesis(base, schema, "--checks", "not_a_server_error", max_time=10)
+    done = _schemathesis(base, schema, "--checks", "not_a_server_error", max_time=6)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     without = statuses(offset)
     assert len(without) > 20, "the fuzzer sent few requests"
