@@ -239,10 +239,12 @@ def test_one_series_keeps_todays_raw_inputs_and_a_panel_of_it_gives_the_same_row
 
 def test_a_long_table_is_checked_into_kept_and_left_out_series(compose: Compose, tmp_path: Path) -> None:
     weeks = pd.date_range("2020-01-04", periods=50, freq="W-SAT").strftime("%Y-%m-%d")
-    rows = [("b", w, str(i), "north") for i, w in enumerate(weeks)] + [("a", w, "1", "south") for w in weeks[:30]]
+    rows = [("b", w, str(i), "north") for i, w in enumerate(weeks)] + [
+        ("a", w, str(i % 3), "south") for i, w in enumerate(weeks[:30])
+    ]
     rows += [("c", w, "2", "east") for w in weeks[:5]]
     (tmp_path / "p.csv").write_text("id,date,y,region\n" + "\n".join(",".join(r) for r in rows) + "\n")
-    path, small = tmp_path / "p.csv", ["data.lookback=4", "data.horizon=2"]
+    path, small = tmp_path / "p.csv", ["data.lookback=4", "data.horizon=2", "data.season_length=4"]
     cov = ["covariate.static=[region]", "covariate.categorical=[region]"]
     raw = check_raw(compose(["data=tiny", "run_id=p", f"data.path={path}", *PANEL, *small, *cov]))
     assert isinstance(raw, PanelRawInputs) and raw.table.ids == ["a", "b"] and raw.n_rows == 85
@@ -259,6 +261,7 @@ def test_a_wide_table_makes_each_listed_column_a_series(compose: Compose, tmp_pa
     (tmp_path / "w.csv").write_text("date,a,b,x,z\n" + "\n".join(lines) + "\n")
     cfg = compose(
         ["data=tiny", "run_id=w", f"data.path={tmp_path / 'w.csv'}", "data.target=[b,a]", "covariate.dynamic=[x]"]
+        + ["data.season_length=4"]  # a season the 8-row test parts can score
     )
     raw = check_raw(cfg)
     assert isinstance(raw, PanelRawInputs) and raw.table.ids == ["a", "b"] and raw.table.wide == ["b", "a"]
