@@ -53,7 +53,59 @@ def cutoffs(path: str, sizes: tuple[int, int, int]) -> tuple[str, str]:
     return str(pd.Timestamp(dates.iloc[a])), str(pd.Timestamp(dates.iloc[a + b]))
 
 
-def compose(args: argparse.Namespace, horizon: int, model: str, seed: int) -> Any:
+# accuracy.py's flag (argparse dest) -> the product key it sets in setting M
+M_KEYS = {
+    "lookback": "data.lookback",
+    "batch_size": "data.batch_size",
+    "max_windows_per_series": "data.max_windows_per_series",
+    "loss": "model.loss",
+    "hidden": "model.hidden_size",
+    "layers": "model.num_layers",
+    "norm": "model.norm",
+    "skip": "model.skip",
+    "segment": "model.segment",
+    "decoder": "model.decoder",
+    "dropout": "model.dropout",
+    "lr": "model.lr",
+    "series_embedding": "model.series_embedding",
+    "epochs": "trainer.max_epochs",
+}
+# without --experiment, the keys a caller's namespace may lack keep the values the README's M rows measured
+FALLBACK = {"loss": "auto", "segment": 1, "decoder": "direct", "dropout": 0.0, "lr": 1e-3, "series_embedding": 0}
+
+
+def _override(args: argparse.Namespace, dest: str) -> str:
+    value = getattr(args, dest, FALLBACK.get(dest))
+    if dest == "loss":  # auto: the MSE loss the README's M rows measured
+        value = value.replace("auto", "mse")
+    elif dest == "max_windows_per_series":
+        value = value or "null"
+    elif isinstance(value, bool):
+        value = str(value).lower()
+    return f"{M_KEYS[dest]}={value}"
+
+
+def overrides(args: argparse.Namespace, horizon: int | None, model: str | None, seed: int) -> list[str]:
+    """The product overrides of one M run. With ``--experiment`` they start from ``experiment=NAME`` and only
+    the flags given (``args.explicit``) override it; without, every flag (or its default) sets its key."""
+    experiment = getattr(args, "experiment", None)
+    given = set(getattr(args, "explicit", M_KEYS)) if experiment else set(M_KEYS) | {"split"}
+    out = [f"experiment={experiment}"] if experiment else ["data=etth1", f"data.target=[{','.join(CHANNELS)}]"]
+    if not experiment:  # the protocol's standardised channels and the random init the README's M rows measured
+        out += ["data.scaler=per_series", "model.skip_init=random"]
+    out += [f"data.path={args.data}", f"seed={seed}"]
+    if "split" in given:
+        val_start, test_start = cutoffs(args.data, args.split)
+        out += [f"data.split.val_start='{val_start}'", f"data.split.test_start='{test_start}'"]
+        out.append(f"data.split.test={args.split[2]}")
+    out += [f"data.horizon={horizon}"] if horizon is not None else []
+    out += [f"model={model}"] if model is not None else []
+    return out + [
+        _override(args, dest) for dest in M_KEYS if dest in given and (hasattr(args, dest) or dest in FALLBACK)
+    ]
+
+
+def compose(args: argparse.Namespace, horizon: int | None, model: str | None, seed: int) -> Any:
     """The Config of the M run, composed as ``python -m splineforecast`` composes its overrides."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
@@ -61,37 +113,9 @@ def compose(args: argparse.Namespace, horizon: int, model: str, seed: int) -> An
 
     from splineforecast.config import config_dir, register_configs
 
-    val_start, test_start = cutoffs(args.data, args.split)
-    overrides = [
-        "data=etth1",
-        f"data.path={args.data}",
-        f"data.target=[{','.join(CHANNELS)}]",
-        f"data.lookback={args.lookback}",
-        f"data.horizon={horizon}",
-        f"data.batch_size={args.batch_size}",
-        f"data.split.val_start='{val_start}'",
-        f"data.split.test_start='{test_start}'",
-        f"data.split.test={args.split[2]}",
-        f"data.max_windows_per_series={args.max_windows_per_series or 'null'}",
-        # the protocol's standardised channels, and the MSE loss and random init the README's M rows measured
-        "data.scaler=per_series",
-        f"model.loss={getattr(args, 'loss', 'auto').replace('auto', 'mse')}",
-        "model.skip_init=random",
-        f"model={model}",
-        f"model.hidden_size={args.hidden}",
-        f"model.num_layers={args.layers}",
-        f"model.norm={args.norm}",
-        f"model.skip={str(args.skip).lower()}",
-        f"model.segment={getattr(args, 'segment', 1)}",
-        f"model.decoder={getattr(args, 'decoder', 'direct')}",
-        f"model.dropout={getattr(args, 'dropout', 0.0)}",
-        f"model.lr={getattr(args, 'lr', 1e-3)}",
-        f"model.series_embedding={getattr(args, 'series_embedding', 0)}",
-        f"seed={seed}",
-    ]
     register_configs()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = OmegaConf.to_object(hydra_compose("config", overrides=overrides))
+        cfg = OmegaConf.to_object(hydra_compose("config", overrides=overrides(args, horizon, model, seed)))
     return cfg
 
 
@@ -163,28 +187,32 @@ def score(cfg: Any, done: Any, data: Any, net: Any) -> dict[str, dict[str, Any]]
 
 
 def run_horizon(
-    args: argparse.Namespace, horizon: int, fit: Callable[[Any, Any, Any], tuple[int, float]], trainer_cfg: Any
+    args: argparse.Namespace, horizon: int | None, fit: Callable[[Any, Any, Any], tuple[int, float]], trainer_cfg: Any
 ) -> list[dict[str, Any]]:
     """Every model and seed of setting M at one horizon, and the baselines beside them."""
     rows: list[dict[str, Any]] = []
-    for model in args.models:
-        for seed in range(getattr(args, "first_seed", 0), getattr(args, "first_seed", 0) + args.seeds):
+    first = getattr(args, "first_seed", 0)
+    for model in args.models:  # None: the experiment's model
+        for seed in range(first, first + args.seeds):
             cfg = compose(args, horizon, model, seed)
             done, data = panel_data(cfg)
-            check_protocol(done, data, args.split, args.lookback, horizon)
+            d, name = cfg.data, cfg.model.name
+            check_protocol(done, data, args.split, d.lookback, d.horizon)
             module = common.seeded_module(dataclasses.asdict(cfg.model), data.spec, seed)
-            epochs, seconds = fit(module, data, trainer_cfg)
+            epochs_cfg = cfg.trainer.max_epochs  # patience never stops the run early
+            trainer = dataclasses.replace(trainer_cfg, max_epochs=epochs_cfg, patience=max(epochs_cfg, 8))
+            epochs, seconds = fit(module, data, trainer)
             scored = score(cfg, done, data, module.net)
             n = len(data.datasets["test"])
-            base = {"setting": "M", "horizon": horizon, "n_windows": n, "n_series": len(CHANNELS)}
+            base = {"setting": "M", "horizon": d.horizon, "n_windows": n, "n_series": len(CHANNELS)}
             if not rows:
                 rows += [{**base, "model": b, "seed": None, **scored[b]} for b in ("naive", "seasonal_naive")]
             windows = {k: len(v) for k, v in data.datasets.items()}
             epoch_windows = len(data.train_dataloader().sampler)
             facts = {"epochs": epochs, "train_seconds": seconds, "windows": windows, "epoch_windows": epoch_windows}
-            rows.append({**base, "model": model, "seed": seed, **scored["model"], **facts})
+            rows.append({**base, "model": name, "seed": seed, **scored["model"], **facts})
             print(
-                f"  M h={horizon} {model} seed={seed}: mse_scaled={scored['model']['mse_scaled']:.4f} "
+                f"  M h={d.horizon} {name} seed={seed}: mse_scaled={scored['model']['mse_scaled']:.4f} "
                 f"mae_scaled={scored['model']['mae_scaled']:.4f} ({seconds:.0f} s, {epochs} epochs of "
                 f"{epoch_windows} windows)",
                 flush=True,

@@ -2,6 +2,7 @@
 
     python benchmarks/accuracy.py --data /path/to/ETTh1.csv [--seeds 3] [--norm last] [--no-skip] [--quick]
         [--segment 24 --decoder parallel]
+    python benchmarks/accuracy.py --data /path/to/ETTh1.csv --experiment etth1_m --seeds 1 --first-seed K
 
 S forecasts OT from its own history; MS adds the six load columns as dynamic covariates; M forecasts all
 seven columns as one wide panel with one global model (benchmarks/_multivariate.py), beside the published
@@ -33,8 +34,9 @@ SEASON = 24
 METRIC_KEYS = ("mse_scaled", "mae_scaled", "mae", "rmse", "mase")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parser() -> argparse.ArgumentParser:
     p = common.base_parser(__doc__.splitlines()[0], "accuracy")
+    p.add_argument("--experiment", default=None, help="M: configs/experiment/NAME.yaml; flags given override it")
     p.add_argument("--seeds", type=int, default=3, help="seeds per model (default 3; 1 with --quick)")
     p.add_argument("--first-seed", type=int, default=0, help="the seeds are FIRST..FIRST+SEEDS-1 (default 0)")
     p.add_argument("--models", default=",".join(MODELS), help=f"comma list of {','.join(MODELS)}")
@@ -61,15 +63,46 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--threads", type=int, default=0, help="torch threads (default 0: torch's own choice)")
     p.add_argument("--quick", action="store_true", help="smoke run: 1 epoch of 10 batches, 1 seed")
+    return p
+
+
+def explicit(argv: list[str] | None) -> list[str]:
+    """The options the command line gave (their argparse names), told from those left at their defaults."""
+    quiet = parser()
+    for action in quiet._actions:
+        action.default = argparse.SUPPRESS
+    return sorted(vars(quiet.parse_args(argv)))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = parser()
     args = p.parse_args(argv)
+    args.explicit = explicit(argv)
     args.models = [m.strip().lower() for m in args.models.split(",") if m.strip()]
     args.settings = [s.strip().upper() for s in args.settings.split(",") if s.strip()]
     args.horizons = [int(h) for h in args.horizons.split(",") if h.strip()]
     if set(args.models) - set(MODELS) or set(args.settings) - set(SETTINGS):
         p.error(f"--models from {MODELS}, --settings from {SETTINGS}")
+    if args.experiment:
+        check_experiment(p, args)
     if args.quick:
         args.epochs, args.seeds = 1, 1 if args.seeds == 3 else args.seeds
+        args.explicit.append("epochs")
     return args
+
+
+def check_experiment(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``--experiment`` is setting M's: it names an existing file, and its model and horizon hold unless given."""
+    from splineforecast.config import config_dir
+
+    if not (config_dir() / "experiment" / f"{args.experiment}.yaml").is_file():
+        p.error(f"--experiment {args.experiment}: there is no configs/experiment/{args.experiment}.yaml")
+    if "settings" not in args.explicit:
+        args.settings = ["M"]
+    if args.settings != ["M"]:
+        p.error(f"--experiment runs setting M only; drop --settings {','.join(args.settings)} or give --settings M")
+    args.models = args.models if "models" in args.explicit else [None]
+    args.horizons = args.horizons if "horizons" in args.explicit else [None]
 
 
 def prepare(frame: Any, split: Any, setting: str) -> tuple[Any, np.ndarray, np.ndarray]:
