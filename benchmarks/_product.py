@@ -21,7 +21,7 @@ def compose(overrides: list[str]) -> Any:
 
 def etth1_s(data: str, horizon: int, split: tuple[int, int, int], root: Path, quick: bool) -> list[str]:
     """The overrides of ETTh1 S (``experiment=etth1_s``) on ``data`` with row-count splits, the runs' files and
-    MLflow store under ``root``; ``quick``: 1 epoch of 10 train and 5 val batches."""
+    MLflow store under ``root``; ``quick``: 1 epoch of 3 train and 2 val batches."""
     train, val, test = split
     return [
         "experiment=etth1_s",
@@ -31,7 +31,7 @@ def etth1_s(data: str, horizon: int, split: tuple[int, int, int], root: Path, qu
         f"data.split.val={val}",
         f"data.split.test={test}",
         "trainer.enable_progress_bar=false",
-        *(["trainer.max_epochs=1", "trainer.limit_train_batches=10", "trainer.limit_val_batches=5"] if quick else []),
+        *(["trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=2"] if quick else []),
         f"tracking.uri=sqlite:///{root}/mlflow.db",
         f"paths.artifacts={root}/artifacts",
     ]

@@ -62,7 +62,7 @@ def parser() -> argparse.ArgumentParser:
         help="M: train windows drawn per channel and epoch (data.max_windows_per_series; 0 = all)",
     )
     p.add_argument("--threads", type=int, default=0, help="torch threads (default 0: torch's own choice)")
-    p.add_argument("--quick", action="store_true", help="smoke run: 1 epoch of 10 batches, 1 seed")
+    p.add_argument("--quick", action="store_true", help="smoke run: 1 epoch of 3 batches, 1 seed")
     return p
 
 
@@ -124,8 +124,8 @@ def trainer_config(args: argparse.Namespace) -> Any:
         max_epochs=args.epochs,
         patience=max(args.epochs, 8),
         enable_progress_bar=False,
-        limit_train_batches=10 if args.quick else 1.0,
-        limit_val_batches=5 if args.quick else 1.0,
+        limit_train_batches=3 if args.quick else 1.0,
+        limit_val_batches=2 if args.quick else 1.0,
     )
 
 

@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--refit", type=boolean, default=True, help="backtest.refit: train every fold (default true)")
     p.add_argument("--epochs", type=int, default=None, help="trainer.max_epochs (default: experiment=etth1_s's)")
     p.add_argument("--runs", default=None, help="folder for the runs' artifacts and MLflow store (default: temporary)")
-    p.add_argument("--quick", action="store_true", help="smoke run: 1 epoch of 10 batches per fold")
+    p.add_argument("--quick", action="store_true", help="smoke run: 1 epoch of 3 batches per fold")
     return p.parse_args(argv)
 
 

@@ -42,10 +42,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--segment", type=int, default=1, help="model.segment (default 1: point-wise)")
     p.add_argument("--decoder", choices=DECODERS, default="direct", help="model.decoder (default direct)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (default 0: torch's own choice)")
-    p.add_argument("--quick", action="store_true", help="smoke run: 1 round of 1 epoch of at most 10 batches")
+    p.add_argument("--quick", action="store_true", help="smoke run: 1 round of 1 epoch of at most 3 batches")
     args = p.parse_args(argv)
     if args.quick:
-        args.rounds, args.epochs, args.max_batches = 1, 1, args.max_batches or 10
+        args.rounds, args.epochs, args.max_batches = 1, 1, args.max_batches or 3
     return args
 
 

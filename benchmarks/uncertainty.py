@@ -62,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=1, help="seeds, each training the four runs (default 1)")
     p.add_argument("--epochs", type=int, default=None, help="trainer.max_epochs (default: experiment=etth1_s's)")
     p.add_argument("--runs", default=None, help="folder for the runs' artifacts and MLflow store (default: temporary)")
-    p.add_argument("--quick", action="store_true", help="smoke run: 1 epoch of 10 batches")
+    p.add_argument("--quick", action="store_true", help="smoke run: 1 epoch of 3 batches, no warm-up run")
     return p.parse_args(argv)
 
 
@@ -142,8 +142,10 @@ def warm_up(args: argparse.Namespace, root: Path) -> None:
 
 
 def run(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
-    """Every seed's four runs (point, conformal, uncalibrated quantiles, rolling conformal), after a warm-up."""
-    warm_up(args, root)
+    """Every seed's four runs (point, conformal, uncalibrated quantiles, rolling conformal), after a warm-up
+    (none with --quick, whose seconds are not compared)."""
+    if not args.quick:
+        warm_up(args, root)
     rows = []
     for seed in range(args.seeds):
         for variant in VARIANTS:

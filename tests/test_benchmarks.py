@@ -84,7 +84,7 @@ def test_startup_quick(etth_csv: Path, cli: Cli) -> None:
 @pytest.mark.slow
 def test_scale_small(etth_csv: Path, cli: Cli) -> None:
     out = cli.root / "scale.json"
-    stdout, payload = run_bench(cli, "scale", "--rows", "20000", "--out", str(out), "--data", str(etth_csv))
+    stdout, payload = run_bench(cli, "scale", "--rows", "5000", "--out", str(out), "--data", str(etth_csv))
     assert "preprocess: spline fill + scale" in stdout
     assert payload["missing_points"] > 0 and payload["unfilled_points"] == 0
     assert payload["epoch_windows"] == payload["windows"]["train"]
