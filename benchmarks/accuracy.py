@@ -345,10 +345,15 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     result = run(args)
     seconds = time.time() - started
-    print(
-        f"\naccuracy (norm={args.norm}, skip={args.skip}, segment {args.segment}, decoder {args.decoder}, "
-        f"{args.epochs} epochs, lookback {args.lookback}; mean ± std over seeds)"
+    settings = (
+        f"experiment {args.experiment}, flags given: {', '.join(args.explicit)}"
+        if args.experiment
+        else (
+            f"norm={args.norm}, skip={args.skip}, segment {args.segment}, decoder {args.decoder}, "
+            f"{args.epochs} epochs, lookback {args.lookback}"
+        )
     )
+    print(f"\naccuracy ({settings}; mean ± std over seeds)")
     print(common.table(summary_lines(result["summary"]), ("setting", "horizon", "model", "seeds", *METRIC_KEYS)))
     if result["published"]:
         print("\nETTh1 M, horizon 96, lookback 96: ours beside the published results (scaled MSE / MAE)")
