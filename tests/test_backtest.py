@@ -1,6 +1,7 @@
 """stage=backtest: no fold reads a row after its cutoff (on the real preprocessing path), bad settings are
-refused by the real command with nothing written, and a backtest killed with SIGKILL after fold 1 resumes
-without training its finished folds again, ending with one parent and four nested runs."""
+refused by the real command with nothing written, a backtest killed with SIGKILL after fold 1 resumes
+without training its finished folds again, ending with one parent and three nested runs, and a panel
+backtest without refit (run in this process) forecasts every fold with fold 0's model."""
 
 from __future__ import annotations
 
@@ -129,26 +130,25 @@ def _ckpt(cli: Cli, run_id: str) -> tuple[int, int]:
 @pytest.mark.slow
 def test_a_backtest_killed_after_fold_1_resumes_without_training_finished_folds(seeded: Cli) -> None:
     cli = seeded
-    args = ["stage=backtest", "run_id=bt", "data=tiny", "trainer=smoke", "trainer.max_epochs=2", "backtest.folds=4"]
+    args = ["stage=backtest", "run_id=bt", "data=tiny", "trainer=smoke", "backtest.folds=3"]  # one epoch a fold
     with (cli.root / "first.err").open("w") as err:
         command = cli.command(*args)
         proc = subprocess.Popen(command, cwd=cli.root, env=cli.env, stdout=subprocess.PIPE, stderr=err, text=True)
         assert proc.stdout is not None
         for line in proc.stdout:
-            if line.startswith("backtest fold 1/4 done"):
+            if line.startswith("backtest fold 1/3 done"):
                 proc.send_signal(signal.SIGKILL)
                 break
         proc.wait(timeout=120)
     assert proc.returncode == -signal.SIGKILL, (cli.root / "first.err").read_text()
     finished = {run_id: _ckpt(cli, run_id) for run_id in ("bt-fold0", "bt-fold1")}
-    assert not RunPaths(cli.artifacts, "bt-fold3").metrics_json.exists()  # killed before the last fold
+    assert not RunPaths(cli.artifacts, "bt-fold2").metrics_json.exists()  # killed before the last fold
 
     again = cli(*args)
     assert again.returncode == 0, again.stderr
     for k in (0, 1):
-        assert f"backtest fold {k}/4: finished before (bt-fold{k}), not trained again" in again.stdout
-    for k in (2, 3):
-        assert f"backtest fold {k}/4 done" in again.stdout
+        assert f"backtest fold {k}/3: finished before (bt-fold{k}), not trained again" in again.stdout
+    assert "backtest fold 2/3 done" in again.stdout
     assert {run_id: _ckpt(cli, run_id) for run_id in finished} == finished  # not a byte rewritten
 
     client = MlflowClient(cli.tracking_uri)
@@ -156,23 +156,36 @@ def test_a_backtest_killed_after_fold_1_resumes_without_training_finished_folds(
     parent = [r for r in runs if r.info.run_name == "bt"]
     assert len(parent) == 1 and parent[0].info.status == "FINISHED"
     nested = sorted((r.info.run_name, r.info.status) for r in runs if r.data.tags.get("mlflow.parentRunId"))
-    assert nested == [(f"bt-fold{k}", "FINISHED") for k in range(4)]
+    assert nested == [(f"bt-fold{k}", "FINISHED") for k in range(3)]
     assert {r.data.tags["mlflow.parentRunId"] for r in runs if r.info.run_name != "bt"} == {parent[0].info.run_id}
     record = json.loads(RunPaths(cli.artifacts, "bt").backtest_json.read_text())
     maes = [f["scores"]["model"]["mae"] for f in record["per_fold"]]
-    assert [f["fold"] for f in record["per_fold"]] == [0, 1, 2, 3]
+    assert [f["fold"] for f in record["per_fold"]] == [0, 1, 2]
     assert parent[0].data.metrics["backtest/mae_mean"] == pytest.approx(np.mean(maes))
     assert parent[0].data.metrics["backtest/mae_std"] == pytest.approx(np.std(maes))
     assert [m.value for m in client.get_metric_history(parent[0].info.run_id, "backtest/mae")] == pytest.approx(maes)
 
 
+def _backtest_here(cli: Cli, mp: pytest.MonkeyPatch, *overrides: str) -> None:
+    """stage=backtest of ``overrides`` as the command runs it, in this process, in ``cli``'s folder and store."""
+    from splineforecast import backtest
+
+    mp.chdir(cli.root)
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID"):
+        mp.delenv(name, raising=False)
+    args = [*overrides, *cli.store]
+    cfg = compose_config(args)
+    backtest.run(cfg, args, None, check(cfg))
+
+
 @pytest.mark.slow
-def test_a_panel_backtest_without_refit_forecasts_every_fold_with_fold_0s_model(seeded: Cli) -> None:
-    cli = seeded
+def test_a_panel_backtest_without_refit_forecasts_every_fold_with_fold_0s_model(
+    seeded: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli = seeded  # in this process: the command's own stage=backtest runs in the test above
     _table(panel=True).to_csv(cli.root / "sites.csv", index=False)
     args = ["stage=backtest", "run_id=bp", "data=tiny", "data.path=sites.csv", "data.series_column=site"]
-    done = cli(*args, "trainer=smoke", "backtest.folds=3", "backtest.refit=false")
-    assert done.returncode == 0, done.stderr
+    _backtest_here(cli, monkeypatch, *args, "trainer=smoke", "backtest.folds=3", "backtest.refit=false")
     paths = {k: RunPaths(cli.artifacts, f"bp-fold{k}") for k in range(3)}
     scalers = [json.loads(p.preprocessor_json.read_text())["scalers"] for p in paths.values()]
     assert scalers[1] == scalers[0] == scalers[2]  # fitted once, on fold 0's train parts
