@@ -6,6 +6,7 @@ import json
 import statistics
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -33,11 +34,31 @@ def run_bench(cli: Cli, name: str, *args: str) -> tuple[str, dict]:
     return proc.stdout, payload
 
 
+@pytest.fixture
+def run_main(cli: Cli, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Any:
+    """Run ``benchmarks/<name>.py``'s main in this process (no new interpreter to import torch again), in
+    ``cli``'s folder without the caller's MLflow run; its stdout and JSON."""
+    monkeypatch.chdir(cli.root)
+    for key in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.syspath_prepend(str(BENCH))
+
+    def run(name: str, *args: str) -> tuple[str, dict]:
+        for module in (name, "_multivariate", "_common"):
+            sys.modules.pop(module, None)
+        assert __import__(name).main(list(args)) == 0
+        payload = json.loads(Path(args[args.index("--out") + 1]).read_text())
+        assert COMMON_KEYS <= payload.keys()
+        return capsys.readouterr().out, payload
+
+    return run
+
+
 @pytest.mark.slow
-def test_accuracy_quick(etth_csv: Path, cli: Cli) -> None:
+def test_accuracy_quick(etth_csv: Path, cli: Cli, run_main: Any) -> None:
     out = cli.root / "accuracy.json"
-    stdout, payload = run_bench(
-        cli, "accuracy", "--data", str(etth_csv), "--out", str(out), "--split", SPLIT, "--quick", "--models", "lstm",
+    stdout, payload = run_main(
+        "accuracy", "--data", str(etth_csv), "--out", str(out), "--split", SPLIT, "--quick", "--models", "lstm",
         "--horizons", "24", "--norm", "none", "--no-skip",
     )  # fmt: skip
     assert "mse_scaled" in stdout and "seasonal_naive" in stdout  # the printed table
@@ -54,11 +75,9 @@ def test_accuracy_quick(etth_csv: Path, cli: Cli) -> None:
 
 
 @pytest.mark.slow
-def test_overhead_quick(etth_csv: Path, cli: Cli) -> None:
+def test_overhead_quick(etth_csv: Path, cli: Cli, run_main: Any) -> None:
     out = cli.root / "overhead.json"
-    stdout, payload = run_bench(
-        cli, "overhead", "--data", str(etth_csv), "--out", str(out), "--split", SPLIT, "--quick"
-    )
+    stdout, payload = run_main("overhead", "--data", str(etth_csv), "--out", str(out), "--split", SPLIT, "--quick")
     assert "ratio ours/raw" in stdout
     rows = payload["rows"]
     assert {r["side"] for r in rows} == {"ours", "raw"} and all(r["seconds"] > 0 for r in rows)
@@ -82,9 +101,9 @@ def test_startup_quick(etth_csv: Path, cli: Cli) -> None:
 
 
 @pytest.mark.slow
-def test_scale_small(etth_csv: Path, cli: Cli) -> None:
+def test_scale_small(etth_csv: Path, cli: Cli, run_main: Any) -> None:
     out = cli.root / "scale.json"
-    stdout, payload = run_bench(cli, "scale", "--rows", "5000", "--out", str(out), "--data", str(etth_csv))
+    stdout, payload = run_main("scale", "--rows", "5000", "--out", str(out), "--data", str(etth_csv))
     assert "preprocess: spline fill + scale" in stdout
     assert payload["missing_points"] > 0 and payload["unfilled_points"] == 0
     assert payload["epoch_windows"] == payload["windows"]["train"]

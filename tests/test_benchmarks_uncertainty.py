@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,20 +25,32 @@ def etth_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_small_etth(tmp_path_factory.mktemp("etth") / "ETTh_small.csv", 1300, 3)
 
 
-def run_bench(cli: Cli, name: str, *args: str) -> tuple[str, dict]:
-    """Run ``benchmarks/<name>.py --quick`` with its runs kept under ``cli.root/runs``; its stdout and JSON."""
-    out = cli.root / f"{name}.json"
-    argv = [sys.executable, str(BENCH / f"{name}.py"), *args, "--out", str(out), "--runs", str(cli.root / "runs")]
-    proc = cli.run([*argv, "--split", SPLIT, "--quick"], timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    payload = json.loads(out.read_text())
-    assert payload["benchmark"] == name and {"config", "machine", "rows"} <= payload.keys()
-    return proc.stdout, payload
+@pytest.fixture
+def run_bench(cli: Cli, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Any:
+    """Run ``benchmarks/<name>.py --quick``'s main in this process (no new interpreter to import torch and
+    MLflow again) in ``cli``'s folder without the caller's MLflow run, its runs kept under ``cli.root/runs``;
+    its stdout and JSON."""
+    monkeypatch.chdir(cli.root)
+    for key in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.syspath_prepend(str(BENCH))
+
+    def run(name: str, *args: str) -> tuple[str, dict]:
+        for module in (name, "_product", "_common"):
+            sys.modules.pop(module, None)
+        out = cli.root / f"{name}.json"
+        argv = [*args, "--out", str(out), "--runs", str(cli.root / "runs"), "--split", SPLIT, "--quick"]
+        assert __import__(name).main(argv) == 0
+        payload = json.loads(out.read_text())
+        assert payload["benchmark"] == name and {"config", "machine", "rows"} <= payload.keys()
+        return capsys.readouterr().out, payload
+
+    return run
 
 
 @pytest.mark.slow
-def test_uncertainty_quick(etth_csv: Path, cli: Cli) -> None:
-    stdout, payload = run_bench(cli, "uncertainty", "--data", str(etth_csv))
+def test_uncertainty_quick(etth_csv: Path, cli: Cli, run_bench: Any) -> None:
+    stdout, payload = run_bench("uncertainty", "--data", str(etth_csv))
     assert "train_ratio" in stdout and "model (conformal)" in stdout and "seasonal_naive" in stdout
     rows = {r["variant"]: r for r in payload["rows"]}
     assert list(rows) == ["point", "conformal", "quantiles", "rolling"] and len(payload["rows"]) == 4
@@ -78,10 +91,8 @@ def test_uncertainty_quick(etth_csv: Path, cli: Cli) -> None:
 
 
 @pytest.mark.slow
-def test_backtest_quick(etth_csv: Path, cli: Cli) -> None:
-    stdout, payload = run_bench(
-        cli, "backtest", "--data", str(etth_csv), "--folds", "3", "--step", "48", "--refit", "false"
-    )
+def test_backtest_quick(etth_csv: Path, cli: Cli, run_bench: Any) -> None:
+    stdout, payload = run_bench("backtest", "--data", str(etth_csv), "--folds", "3", "--step", "48", "--refit", "false")
     assert "across folds" in stdout and "seasonal_naive_mase" in stdout
     record = json.loads((cli.root / "runs/artifacts/metrics/bench-backtest/backtest.json").read_text())
     assert payload["backtest"] == record
