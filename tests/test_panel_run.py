@@ -1,7 +1,8 @@
 """Panels through the real command: a one-series panel equals the one-series path; a panel of three
 series trains, scores per series, logs per_series.csv, forecasts every series (stage=predict and the
 pyfunc model in a fresh process, the API) and names an unknown series; a killed panel run resumes into the
-weights of a straight run."""
+weights of a straight run (that one run in this process). Each folder starts with a migrated, empty
+tracking store."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import pandas as pd
 import pytest
 import torch
 from api_helpers import TOKEN, settings_for
-from conftest import Cli
+from conftest import Cli, run_here
 from fastapi.testclient import TestClient
 from mlflow import MlflowClient
 
@@ -51,7 +52,8 @@ def _ok(proc: subprocess.CompletedProcess[str]) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
-def test_a_panel_of_one_series_gives_the_one_series_numbers(cli: Cli) -> None:
+def test_a_panel_of_one_series_gives_the_one_series_numbers(seeded: Cli) -> None:
+    cli = seeded
     path = _long_csv(cli.root / "one.csv", {"only": 0.0})
     same = [*SMOKE, "model.loss=mae", "model.skip_init=seasonal", "data.season_length=4"]  # a panel's auto ones
     _ok(cli(*same, "run_id=plain"))
@@ -66,7 +68,8 @@ def test_a_panel_of_one_series_gives_the_one_series_numbers(cli: Cli) -> None:
     assert b["series_ids"].tolist() == ["only"] and b["series_offsets"].tolist() == [0, len(a["values"])]
 
 
-def test_a_panel_trains_scores_each_series_and_forecasts_every_series(cli: Cli) -> None:
+def test_a_panel_trains_scores_each_series_and_forecasts_every_series(seeded: Cli) -> None:
+    cli = seeded
     path = _long_csv(cli.root / "long.csv", SHIFTS)
     _ok(cli(*SMOKE, f"data.path={path}", "data.series_column=site", "model.series_embedding=3", "run_id=sites"))
     paths = RunPaths(cli.artifacts, "sites")
@@ -148,11 +151,14 @@ def _epoch(path: Path) -> int:
     return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"]) if path.is_file() else -1
 
 
-def test_a_killed_panel_run_resumes_into_the_weights_of_a_straight_run(cli: Cli) -> None:
+def test_a_killed_panel_run_resumes_into_the_weights_of_a_straight_run(
+    seeded: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli = seeded
     path = _long_csv(cli.root / "long.csv", SHIFTS)
     train = ["data=tiny", f"data.path={path}", "data.series_column=site", "data.max_windows_per_series=40"]
     train += ["trainer.enable_progress_bar=false", "trainer.max_epochs=3", "trainer.patience=100"]
-    _ok(cli(*train, "run_id=straight"))
+    run_here(cli, monkeypatch, *train, "run_id=straight")  # the reference, in this process
     proc = cli.start(*train, "run_id=killed")
     last = RunPaths(cli.artifacts, "killed").last_ckpt
     deadline = time.monotonic() + 240
