@@ -14,10 +14,10 @@ hooks:  # the pre-commit hooks (.pre-commit-config.yaml) on every file; `.venv/b
 	.venv/bin/pre-commit run --all-files
 
 test:
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 test-all:
-	$(PY) -m pytest -m "slow or not slow"
+	$(PY) -m pytest -m "slow or not slow" -n 2
 
 run:
 	$(PY) -m splineforecast
