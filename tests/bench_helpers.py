@@ -1,11 +1,17 @@
-"""A small ETTh1-shaped table for the benchmark smoke tests (tests never read ../shared)."""
+"""A small ETTh1-shaped table for the benchmark smoke tests (tests never read ../shared), and the accuracy
+benchmark imported as its script imports its helpers."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def write_small_etth(path: Path, n: int, seed: int) -> Path:
@@ -19,3 +25,13 @@ def write_small_etth(path: Path, n: int, seed: int) -> Path:
     frame["OT"] = 20 + 5 * day + 0.002 * t + 0.5 * rng.standard_normal(n)
     frame.to_csv(path, index=False)
     return path
+
+
+def import_accuracy(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """``benchmarks/accuracy.py`` freshly imported with ``benchmarks/`` on the path, as its script runs."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    for name in ("accuracy", "_multivariate", "_common"):
+        sys.modules.pop(name, None)
+    import accuracy
+
+    return accuracy

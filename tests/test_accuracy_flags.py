@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pandas as pd
 import pytest
+from bench_helpers import import_accuracy
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 CHANNELS = ("HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT")
 TRAIN, VAL, TEST = 200, 80, 80
 
@@ -19,12 +18,7 @@ TRAIN, VAL, TEST = 200, 80, 80
 @pytest.fixture
 def accuracy(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """The benchmark module, imported as its script imports its helpers."""
-    monkeypatch.syspath_prepend(str(BENCH))
-    for name in ("accuracy", "_multivariate", "_common"):
-        sys.modules.pop(name, None)
-    import accuracy
-
-    return accuracy
+    return import_accuracy(monkeypatch)
 
 
 def small_csv(path: Path) -> Path:
