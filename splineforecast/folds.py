@@ -16,7 +16,7 @@ from splineforecast.artifacts import check_run_id
 from splineforecast.config import Config
 from splineforecast.contracts import PanelRawInputs, RawInputs, check_raw, check_window_counts
 from splineforecast.data import schema
-from splineforecast.data.panel import _from_end_split, is_panel
+from splineforecast.data.panel import from_end_split, is_panel
 from splineforecast.data.splits import Split
 from splineforecast.errors import ContractError, ErrorCode
 
@@ -116,7 +116,7 @@ def _series_fold(cfg: Config, raw: RawInputs, k: int, offset: int) -> Fold:
     d, n = cfg.data, len(raw.frame)
     if n - offset < 1:
         raise _short(cfg, k, offset, "no rows are left", n)
-    split, reason = _from_end_split(n - offset, d.split)
+    split, reason = from_end_split(n - offset, d.split)
     if reason is not None:
         raise _short(cfg, k, offset, reason, n)
     start = split.train[0]  # rows before train (row-count splits) are not the fold's

@@ -23,8 +23,8 @@ from splineforecast.data.panel import (
     WIDE_TARGET,
     PanelTable,
     SeriesFrame,
-    _from_end_split,
     calendar_cutoffs,
+    from_end_split,
     split_panel,
     target_names,
     validate_panel,
@@ -194,7 +194,7 @@ def _more(cfg: Config, n_rows: int) -> Callable[[], str]:
     def more() -> str:
         if calendar_cutoffs(d.split) is not None:
             return f"or give each series at least {d.season_length} rows before data.split.test_start"
-        need = rows_needed(d.season_length, _sizes(cfg), lambda n: _from_end_split(n, d.split)[0])
+        need = rows_needed(d.season_length, _sizes(cfg), lambda n: from_end_split(n, d.split)[0])
         return more_rows(d.season_length, n_rows, need)
 
     return more

@@ -18,7 +18,7 @@ from hypothesis.extra.numpy import arrays
 
 from splineforecast import evaluation
 from splineforecast.contracts import PanelRawInputs
-from splineforecast.data.panel import _from_end_split
+from splineforecast.data.panel import from_end_split
 from splineforecast.data.splits import Split
 from splineforecast.errors import ContractError, ErrorCode
 from splineforecast.evaluation import BASELINES, METRICS, score, score_test, train_scale
@@ -77,7 +77,7 @@ def test_rows_needed_counts_from_the_start_of_a_panel_series_train_part(n_train:
     sizes = SplitSizes(float(n_train), float(n_val), 5.0)
 
     def cut(n: int) -> Split:
-        return _from_end_split(n, sizes)[0]
+        return from_end_split(n, sizes)[0]
 
     need = rows_needed(season, (sizes.train, sizes.val, sizes.test), cut)
     if n_train + n_val < season:

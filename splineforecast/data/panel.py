@@ -300,7 +300,7 @@ def split_panel(
         parts, reason = (
             (_calendar_split(frame.index, cutoffs, split.test), None)
             if cutoffs is not None
-            else _from_end_split(len(frame), split)
+            else from_end_split(len(frame), split)
         )
         start, stop = parts.train[0], parts.test[1]  # the rows before train are dropped: train starts at 0
         local = Split(*((a - start, b - start) for a, b in (parts.train, parts.val, parts.test)))
@@ -323,7 +323,7 @@ def split_panel(
     return kept, left_out, rule
 
 
-def _from_end_split(n: int, split: SplitSizes) -> tuple[Split, str | None]:
+def from_end_split(n: int, split: SplitSizes) -> tuple[Split, str | None]:
     """Fractions: as ``time_splits`` (one series); row counts: test is the last rows, val before it,
     and train up to its size before val."""
     sizes = (split.train, split.val, split.test)
