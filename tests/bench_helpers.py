@@ -3,6 +3,7 @@ benchmark imported as its script imports its helpers."""
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -27,11 +28,24 @@ def write_small_etth(path: Path, n: int, seed: int) -> Path:
     return path
 
 
+def benchmark_env(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+    """Where a benchmark's ``main`` runs in a test's process: in ``root``, without the caller's MLflow store
+    or run, with ``benchmarks/`` on the path as its script has it."""
+    monkeypatch.chdir(root)
+    for key in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.syspath_prepend(str(BENCH))
+
+
+def reimport(name: str, *helpers: str) -> ModuleType:
+    """``benchmarks/<name>.py`` imported afresh, with the helper modules it imports (``benchmarks/`` must be
+    on the path: :func:`benchmark_env`, or ``monkeypatch.syspath_prepend``)."""
+    for module in (name, *helpers):
+        sys.modules.pop(module, None)
+    return importlib.import_module(name)
+
+
 def import_accuracy(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """``benchmarks/accuracy.py`` freshly imported with ``benchmarks/`` on the path, as its script runs."""
     monkeypatch.syspath_prepend(str(BENCH))
-    for name in ("accuracy", "_multivariate", "_common"):
-        sys.modules.pop(name, None)
-    import accuracy
-
-    return accuracy
+    return reimport("accuracy", "_multivariate", "_common")

@@ -10,10 +10,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from bench_helpers import write_small_etth
+from bench_helpers import BENCH, benchmark_env, reimport, write_small_etth
 from conftest import Cli
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 SPLIT = "1100,300,300"
 COMMON_KEYS = {"benchmark", "config", "machine", "rows"}
 
@@ -38,15 +37,10 @@ def run_bench(cli: Cli, name: str, *args: str) -> tuple[str, dict]:
 def run_main(cli: Cli, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Any:
     """Run ``benchmarks/<name>.py``'s main in this process (no new interpreter to import torch again), in
     ``cli``'s folder without the caller's MLflow run; its stdout and JSON."""
-    monkeypatch.chdir(cli.root)
-    for key in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.syspath_prepend(str(BENCH))
+    benchmark_env(monkeypatch, cli.root)
 
     def run(name: str, *args: str) -> tuple[str, dict]:
-        for module in (name, "_multivariate", "_common"):
-            sys.modules.pop(module, None)
-        assert __import__(name).main(list(args)) == 0
+        assert reimport(name, "_multivariate", "_common").main(list(args)) == 0
         payload = json.loads(Path(args[args.index("--out") + 1]).read_text())
         assert COMMON_KEYS <= payload.keys()
         return capsys.readouterr().out, payload

@@ -4,17 +4,15 @@ what they print and write is what the product's runs recorded."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from bench_helpers import write_small_etth
+from bench_helpers import benchmark_env, reimport, write_small_etth
 from conftest import Cli
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 SPLIT = "700,250,250"
 INTERVAL_KEYS = ("coverage_95", "width_95", "coverage_80", "width_80", "msis_95", "crps")
 
@@ -30,17 +28,12 @@ def run_bench(cli: Cli, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureF
     """Run ``benchmarks/<name>.py --quick``'s main in this process (no new interpreter to import torch and
     MLflow again) in ``cli``'s folder without the caller's MLflow run, its runs kept under ``cli.root/runs``;
     its stdout and JSON."""
-    monkeypatch.chdir(cli.root)
-    for key in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.syspath_prepend(str(BENCH))
+    benchmark_env(monkeypatch, cli.root)
 
     def run(name: str, *args: str) -> tuple[str, dict]:
-        for module in (name, "_product", "_common"):
-            sys.modules.pop(module, None)
         out = cli.root / f"{name}.json"
         argv = [*args, "--out", str(out), "--runs", str(cli.root / "runs"), "--split", SPLIT, "--quick"]
-        assert __import__(name).main(argv) == 0
+        assert reimport(name, "_product", "_common").main(argv) == 0
         payload = json.loads(out.read_text())
         assert payload["benchmark"] == name and {"config", "machine", "rows"} <= payload.keys()
         return capsys.readouterr().out, payload

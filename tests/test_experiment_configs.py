@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bench_helpers import import_accuracy
 
 from splineforecast.config import Config
 from splineforecast.contracts import check_config
@@ -143,11 +144,7 @@ def etth_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def accuracy(monkeypatch: pytest.MonkeyPatch) -> Any:
     """benchmarks/accuracy.py, imported as its script imports its helpers."""
-    for name in ("accuracy", "_multivariate", "_common"):
-        sys.modules.pop(name, None)
-    import accuracy
-
-    return accuracy
+    return import_accuracy(monkeypatch)
 
 
 def _m_config(accuracy: Any, flags: list[str], seed: int = 0) -> Config:

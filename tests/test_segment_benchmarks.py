@@ -4,26 +4,22 @@ accuracy.py and overhead.py with ``--segment`` and ``--decoder``; each script im
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pandas as pd
 import pytest
-from bench_helpers import write_small_etth
+from bench_helpers import BENCH, reimport, write_small_etth
 
 pytestmark = pytest.mark.slow
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 SPLIT = "1100,300,300"
 
 
 def _script(monkeypatch: pytest.MonkeyPatch, name: str) -> ModuleType:
     monkeypatch.syspath_prepend(str(BENCH))
-    for module in (name, "accuracy", "_multivariate", "_common"):
-        sys.modules.pop(module, None)
-    return __import__(name)
+    return reimport(name, "accuracy", "_multivariate", "_common")
 
 
 def _half_hourly(path: Path) -> Path:
